@@ -1,0 +1,359 @@
+"""Answers: the Answer/Citation types, the prompt, evidence and abstention, citation checks.
+
+Everything a user is shown as final goes through here: markers that point at no
+given passage are removed, an answer the passages do not support is replaced by
+the best supporting sentences or by an abstention, and weak evidence abstains
+before any model is asked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+
+from assistant.retrieval import Hit, terms
+from index.chunking import sentence_spans
+
+ANSWER_VERSION = 1
+ABSTAIN_TEXT = "The documents do not contain an answer to this question."
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources. After each fact, cite its source "
+    "number in square brackets, like [1]. If the sources do not contain the answer, reply "
+    "exactly: NOT FOUND."
+)
+USER_PROMPT = "Sources:\n{sources}\n\nQuestion: {question}\nAnswer in one or two sentences, with citations."
+SOURCE_LINE = "[{n}] {text}"
+
+# Evidence needed to answer at all, and to fall back to extractive sentences when a
+# generated answer is not supported. Calibrated on the seed and fixture questions
+# (see tests/test_answers.py and README "Abstention").
+EVIDENCE_THRESHOLD = 0.6
+STRONG_EVIDENCE = 0.85
+COVERAGE_WEIGHT = 0.5
+MIN_SUPPORT = 0.6  # share of a generated answer's content words found in the passages
+
+_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_NOT_FOUND = re.compile(
+    r"not\s+found|do(?:es)?\s+not\s+(?:contain|mention|say|provide|include)|no\s+information|"
+    r"cannot\s+(?:find|answer)|can't\s+(?:find|answer)|not\s+mentioned|not\s+provided",
+    re.IGNORECASE,
+)
+# Sentences holding the kind of thing a question asks for get ANSWER_TYPE_BONUS.
+ANSWER_TYPE_BONUS = 0.15
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|tomorrow"
+_ANSWER_TYPES = [
+    (re.compile(r"^\s*(when|what (year|date|day|month|time))\b", re.I),
+     re.compile(rf"\b(\d{{3,4}}|{_MONTHS}|{_DAYS}|century|decade|year|week)s?\b", re.I)),
+    (re.compile(r"^\s*how (many|much|tall|long|high|old|far|big|large|often)\b", re.I),
+     re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|hundred|thousand|million|billion)\b", re.I)),
+]
+_QUESTION_NOISE = frozenset({"document", "documents", "article", "text", "say", "mention", "tell", "know"})
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage the answer was given, numbered as the model saw it.
+
+    ``text == extracted_text[start:end]`` of the source document; ``highlights`` are
+    (start, end) spans inside ``text`` that support the answer; ``score`` is the fused
+    retrieval score (see ``assistant.retrieval``).
+    """
+
+    n: int
+    cited: bool
+    doc_id: str
+    chunk_id: str
+    source: str
+    title: str | None
+    page: int | None
+    start: int
+    end: int
+    text: str
+    highlights: list[list[int]] = field(default_factory=list)
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The one answer format, shared by Python, ``--json``, the UI and the evaluation."""
+
+    question: str
+    answer: str
+    abstained: bool
+    mode: str
+    backend: str
+    citations: list[Citation]
+    rewritten_question: str | None = None
+    version: int = ANSWER_VERSION
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "question": self.question,
+            "rewritten_question": self.rewritten_question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "backend": self.backend,
+            "citations": [asdict(c) for c in self.citations],
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+    @property
+    def cited(self) -> list[Citation]:
+        return [c for c in self.citations if c.cited]
+
+
+@dataclass(frozen=True)
+class Sentence:
+    hit: int  # 0-based index into the hits
+    start: int  # offsets inside the chunk text
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How well the passages support the question: the best sentences and a score.
+
+    ``missing`` lists names and numbers of the question that no passage mentions.
+    """
+
+    score: float
+    sentences: list[Sentence]  # best first
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def answerable(self) -> bool:
+        return not self.missing and self.score >= EVIDENCE_THRESHOLD
+
+    @property
+    def strong(self) -> bool:
+        return not self.missing and self.score >= STRONG_EVIDENCE
+
+
+def question_terms(question: str) -> set[str]:
+    return {t for t in terms(question) if t not in _QUESTION_NOISE}
+
+
+def salient_words(text: str, include_first: bool = True) -> list[str]:
+    """Names and numbers: capitalised content words, and words with digits.
+
+    With ``include_first`` False, a capitalised word opening a sentence is not counted
+    (in a question it is usually an ordinary word: "Name the ...").
+    """
+    body = _MARKER.sub(" ", text)
+    found = []
+    for s, e in sentence_spans(body):
+        words = re.findall(r"[\w'’-]+", body[s:e])
+        named = words if include_first else words[1:]
+        found += [w for w in named if w[0].isupper() and terms(w)]
+        found += [w for w in words if any(ch.isdigit() for ch in w)]
+    return found
+
+
+def _is_heading(sentence: str) -> bool:
+    return not re.search(r"[.!?…][\"'”’)\]]*$", sentence) and len(sentence.split()) <= 12
+
+
+def evidence(question: str, hits: list[Hit], embedder, titles: dict[str, str] | None = None) -> Evidence:
+    """Score every sentence of the passages against the question.
+
+    A sentence's score is its cosine similarity to the question (the retrieval
+    embedder) plus ``COVERAGE_WEIGHT`` times its coverage: the share of the
+    question's content words found in the sentence or its document's title (so
+    "Its capital is Brussels" in a document titled Belgium covers "Belgium"). A
+    sentence that matches none of the question's words beyond the title's covers
+    nothing. A sentence holding what the question asks for (a date for "when", a
+    number for "how many") gets ``ANSWER_TYPE_BONUS``. Headings are not candidates.
+    The evidence score is the best sentence's.
+    """
+    titles = titles or {}
+    qterms = question_terms(question)
+    known: set[str] = set()
+    candidates: list[tuple[int, int, int, str, float]] = []
+    for i, hit in enumerate(hits):
+        text = hit.chunk.text
+        tterms = set(terms(_title_words(titles.get(hit.chunk.doc_id))))
+        known.update(terms(text), tterms)
+        rest = qterms - tterms
+        for s, e in sentence_spans(text):
+            if _is_heading(text[s:e]):
+                continue
+            sterms = set(terms(text[s:e]))
+            if qterms and (not rest or rest & sterms):
+                coverage = len(qterms & (sterms | tterms)) / len(qterms)
+            else:
+                coverage = 0.0
+            candidates.append((i, s, e, text[s:e], coverage))
+    missing = [w for w in salient_words(question, include_first=False) if not set(terms(w)) <= known]
+    if not candidates:
+        return Evidence(0.0, [], missing)
+    wanted = next((kind for asks, kind in _ANSWER_TYPES if asks.search(question)), None)
+    vectors = embedder.embed([question] + [c[3] for c in candidates])
+    q = vectors[0]
+    sentences = []
+    for (i, s, e, text, coverage), v in zip(candidates, vectors[1:]):
+        score = sum(a * b for a, b in zip(q, v)) + COVERAGE_WEIGHT * coverage
+        if wanted is not None and coverage > 0 and wanted.search(text):
+            score += ANSWER_TYPE_BONUS
+        sentences.append(Sentence(i, s, e, text, score))
+    sentences.sort(key=lambda x: -x.score)
+    return Evidence(sentences[0].score, sentences, missing)
+
+
+def _title_words(title: str | None) -> str:
+    if not title:
+        return ""
+    return re.sub(r"\.(txt|md|markdown|html?|pdf|docx)$", "", title, flags=re.IGNORECASE)
+
+
+def build_messages(question: str, hits: list[Hit]) -> list[dict]:
+    """The chat messages for the LLM: numbered sources, then the question."""
+    sources = "\n\n".join(
+        SOURCE_LINE.format(n=i, text=" ".join(h.chunk.text.split())) for i, h in enumerate(hits, 1)
+    )
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": USER_PROMPT.format(sources=sources, question=question)},
+    ]
+
+
+def extractive_text(ev: Evidence, max_sentences: int = 2) -> str:
+    """The best supporting sentences, each with its marker."""
+    chosen: list[Sentence] = []
+    for s in ev.sentences:
+        if len(chosen) == max_sentences or s.score < max(STRONG_EVIDENCE, 0.9 * ev.score):
+            break
+        if any(c.hit == s.hit and c.start == s.start for c in chosen):
+            continue
+        chosen.append(s)
+    return " ".join(f"{' '.join(s.text.split())} [{s.hit + 1}]" for s in chosen)
+
+
+def clean_markers(text: str, n_passages: int) -> str:
+    """Keep only ``[n]`` markers that point at a given passage; split ``[1, 2]`` into ``[1][2]``."""
+
+    def fix(match: re.Match) -> str:
+        nums = [int(x) for x in re.split(r"\s*,\s*", match.group(1))]
+        return "".join(f"[{n}]" for n in nums if 1 <= n <= n_passages)
+
+    text = _MARKER.sub(fix, text)
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+
+
+def cited_numbers(text: str) -> set[int]:
+    return {int(n) for m in _MARKER.finditer(text) for n in re.split(r"\s*,\s*", m.group(1))}
+
+
+def says_not_found(text: str) -> bool:
+    return bool(_NOT_FOUND.search(text)) or not text.strip()
+
+
+def unsupported_words(answer: str, hits: list[Hit], titles: dict[str, str] | None = None) -> list[str]:
+    """Names and numbers in an answer sentence that none of the passages it cites contains.
+
+    A sentence without markers is checked against all passages.
+    """
+    titles = titles or {}
+    vocab = [set(terms(h.chunk.text + " " + _title_words(titles.get(h.chunk.doc_id)))) for h in hits]
+    out = []
+    for s, e in sentence_spans(answer):
+        sentence = answer[s:e]
+        cited = [n for n in cited_numbers(sentence) if 1 <= n <= len(hits)]
+        known = set().union(*(vocab[n - 1] for n in cited)) if cited else set().union(*vocab)
+        out += [w for w in salient_words(sentence) if not set(terms(w)) <= known]
+    return out
+
+
+def support_ratio(answer: str, hits: list[Hit]) -> float:
+    """Share of the answer's content words found in the passages."""
+    words = terms(_MARKER.sub(" ", answer))
+    if not words:
+        return 0.0
+    known = set()
+    for h in hits:
+        known.update(terms(h.chunk.text))
+    return sum(w in known for w in words) / len(words)
+
+
+def add_missing_markers(answer: str, hits: list[Hit]) -> str:
+    """Give each answer sentence without a marker the passage it overlaps most, if any."""
+    out = []
+    for s, e in sentence_spans(answer):
+        sentence = answer[s:e]
+        if not _MARKER.search(sentence):
+            words = set(terms(sentence))
+            overlaps = [len(words & set(terms(h.chunk.text))) for h in hits]
+            if words and overlaps and max(overlaps) >= max(2, len(words) // 2):
+                best = overlaps.index(max(overlaps))
+                end = len(sentence.rstrip(".!?"))
+                sentence = f"{sentence[:end]} [{best + 1}]{sentence[end:]}"
+        out.append(sentence)
+    return " ".join(out)
+
+
+def highlights_for(text: str, answer: str, chosen: list[Sentence]) -> list[list[int]]:
+    """Spans of ``text`` (a passage) that support ``answer``: chosen sentences and overlapping ones."""
+    spans = {(s.start, s.end) for s in chosen}
+    words = set(terms(_MARKER.sub(" ", answer)))
+    for s, e in sentence_spans(text):
+        sterms = set(terms(text[s:e]))
+        shared = len(sterms & words)
+        if sterms and (shared >= 3 or shared / len(sterms) >= 0.5):
+            spans.add((s, e))
+    return [list(span) for span in sorted(spans)]
+
+
+def make_citations(hits: list[Hit], answer: str, cited: set[int], ev: Evidence | None,
+                   sources: dict[str, tuple[str, str | None]]) -> list[Citation]:
+    """Citations for every passage given; ``cited`` and ``highlights`` from the final answer."""
+    out = []
+    for n, hit in enumerate(hits, 1):
+        c = hit.chunk
+        source, title = sources.get(c.doc_id, (c.doc_id, None))
+        is_cited = n in cited
+        chosen = [s for s in (ev.sentences if ev else []) if s.hit == n - 1 and f"[{n}]" in answer
+                  and " ".join(s.text.split()) in answer]
+        out.append(
+            Citation(
+                n=n,
+                cited=is_cited,
+                doc_id=c.doc_id,
+                chunk_id=c.chunk_id,
+                source=source,
+                title=title,
+                page=c.page,
+                start=c.start,
+                end=c.end,
+                text=c.text,
+                highlights=highlights_for(c.text, answer, chosen) if is_cited else [],
+                score=round(hit.score, 6),
+            )
+        )
+    return out
+
+
+def finalize(raw: str, hits: list[Hit], ev: Evidence, titles: dict[str, str] | None = None
+             ) -> tuple[str, bool, bool]:
+    """Check a generated answer.
+
+    Returns:
+        (text, abstained, fell_back): the checked text; whether it abstains; whether the
+        generated text was replaced by extractive sentences because the passages did not
+        support it (only when the evidence is strong; otherwise it abstains).
+    """
+    if says_not_found(raw):
+        return ABSTAIN_TEXT, True, False
+    text = add_missing_markers(clean_markers(raw, len(hits)), hits)
+    if unsupported_words(text, hits, titles) or support_ratio(text, hits) < MIN_SUPPORT:
+        if ev.strong:
+            return extractive_text(ev), False, True
+        return ABSTAIN_TEXT, True, False
+    return text, False, False

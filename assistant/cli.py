@@ -1,0 +1,229 @@
+"""The ``assistant`` command: ingest / list / remove / ask / chat, thin over ``assistant.api``.
+
+Exit codes: 0 success; 1 some files failed to index, or the index is busy or
+mismatched; 2 a usage error (bad option, unknown document, empty question).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+from assistant.answer import Answer
+from assistant.config import BACKENDS, MODES, Settings
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("index and models")
+    g.add_argument("--index", metavar="DIR", help="index folder (env ASSISTANT_INDEX)")
+    g.add_argument("--chroma-url", metavar="URL", help="use a Chroma server (env ASSISTANT_CHROMA_URL)")
+    g.add_argument("--backend", choices=BACKENDS, help="LLM backend (env ASSISTANT_BACKEND)")
+    g.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:11434/v1")
+    g.add_argument("--llm-model", metavar="NAME", help="model name on that server")
+    g.add_argument("--threads", type=int, help="CPU threads for the models (0: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description="Ask questions of your documents; every answer cites its passages.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index files and folders (default: the bundled seeds/)")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--rebuild", action="store_true", help="drop the index and rebuild it (after a settings change)")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait this long for another writer")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _common(p)
+
+    p = sub.add_parser("list", help="show the indexed documents")
+    p.add_argument("--json", action="store_true")
+    _common(p)
+
+    p = sub.add_parser("remove", help="take a document (or every document under a folder) out of the index")
+    p.add_argument("target", metavar="PATH")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS")
+    _common(p)
+
+    for name, help_ in (("ask", "answer one question"), ("chat", "chat in the terminal")):
+        p = sub.add_parser(name, help=help_)
+        if name == "ask":
+            p.add_argument("question")
+            p.add_argument("--json", action="store_true", help="print the answer as JSON")
+        p.add_argument("--k", type=int, help="passages given to the answerer (default 4)")
+        p.add_argument("--doc", action="append", metavar="PATH", help="only these documents (repeatable)")
+        p.add_argument("--mode", choices=MODES, help="generate (LLM) or extractive (no LLM)")
+        _common(p)
+    return parser
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(
+        index_dir=args.index,
+        chroma_url=args.chroma_url,
+        backend=args.backend,
+        llm_url=args.llm_url,
+        llm_model=args.llm_model,
+        threads=args.threads,
+        k=getattr(args, "k", None),
+        mode=getattr(args, "mode", None),
+    )
+
+
+class _ProgressBar:
+    """A progress bar on stderr (a line per second when stderr is not a terminal)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, source: str) -> None:
+        now = time.monotonic()
+        if not self.tty:
+            if now - self.last >= 1 or done == total:
+                print(f"indexed {done}/{total} files: {source}", file=self.stream, flush=True)
+                self.last = now
+            return
+        width = 30
+        filled = int(width * done / max(total, 1))
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {source[-40:]:<40}"
+        self.stream.write(line)
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_ingest(bot, args) -> int:
+    paths = args.paths or [str(DEFAULT_CORPUS)]
+    report = bot.ingest(paths, progress=_ProgressBar(), rebuild=args.rebuild, wait=args.wait)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(
+            f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+            f"removed {len(report.removed)}, failed {len(report.failed)}; "
+            f"{report.chunks} chunks in {report.seconds:.1f} s"
+        )
+        for source, reason in report.skipped:
+            print(f"  skipped {source}: {reason}")
+        for source, reason in report.failed:
+            print(f"  FAILED {source}: {reason}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_list(bot, args) -> int:
+    docs = bot.documents()
+    if args.json:
+        print(json.dumps([{"source": d.source, "path": d.path, "title": d.title, "chunks": d.chunks,
+                           "indexed_at": datetime.fromtimestamp(d.indexed_at).isoformat(timespec="seconds")}
+                          for d in docs], indent=2))
+        return 0
+    if not docs:
+        print("no documents indexed")
+    for d in docs:
+        when = datetime.fromtimestamp(d.indexed_at).strftime("%Y-%m-%d %H:%M")
+        print(f"{d.source}\t{d.chunks} chunks\tindexed {when}")
+    return 0
+
+
+def cmd_remove(bot, args) -> int:
+    removed = bot.remove(args.target, wait=args.wait)
+    if not removed:
+        print(f"nothing indexed matches {args.target!r}; see `assistant list`", file=sys.stderr)
+        return 2
+    for source in removed:
+        print(f"removed {source}")
+    return 0
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer, then the numbered passages (cited first marked with *)."""
+    lines = [answer.answer, ""]
+    if answer.rewritten_question:
+        lines[1:1] = [f"(understood as: {answer.rewritten_question})", ""]
+    for c in answer.citations:
+        where = f"p. {c.page}" if c.page else f"chars {c.start}-{c.end}"
+        mark = "*" if c.cited else " "
+        lines.append(f"{mark}[{c.n}] {c.source} ({where}, score {c.score:.4f})")
+        body = " ".join(c.text.split())
+        lines.extend(textwrap.wrap(body, 96, initial_indent="     ", subsequent_indent="     "))
+    if answer.citations:
+        lines.append("")
+        lines.append("* cited by the answer")
+    return "\n".join(lines)
+
+
+def _run_stream(stream, show_raw: bool) -> Answer:
+    result = None
+    for item in stream:
+        if isinstance(item, Answer):
+            result = item
+        elif show_raw:
+            sys.stderr.write(item)
+            sys.stderr.flush()
+    if show_raw:
+        sys.stderr.write("\n\n")
+    return result
+
+
+def cmd_ask(bot, args) -> int:
+    show_raw = not args.json and sys.stderr.isatty()
+    answer = _run_stream(bot.stream(args.question, k=args.k, docs=args.doc, mode=args.mode), show_raw)
+    print(answer.to_json(indent=2) if args.json else format_answer(answer))
+    return 0
+
+
+def cmd_chat(bot, args) -> int:
+    history: list[dict] = []
+    print("Ask about your documents; an empty line or Ctrl-D ends the chat.")
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not question:
+            return 0
+        answer = _run_stream(bot.stream(question, history=history, k=args.k, docs=args.doc,
+                                        mode=args.mode), sys.stderr.isatty())
+        print(format_answer(answer))
+        history += [{"role": "user", "content": question},
+                    {"role": "assistant", "content": answer.answer}]
+
+
+COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from assistant.api import Assistant
+    from assistant.models import LLMError
+    from index.embedder import EmbedderError
+    from index.sync import IndexProblem
+
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        bot = Assistant(settings)
+        return COMMANDS[args.command](bot, args)
+    except ValueError as exc:
+        print(f"assistant: {exc}", file=sys.stderr)
+        return 2
+    except (IndexProblem, LLMError, EmbedderError) as exc:
+        print(f"assistant: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

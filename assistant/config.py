@@ -1,0 +1,90 @@
+"""One frozen settings object, read from arguments and the environment.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| ASSISTANT_INDEX | index folder | per-user data folder (``platformdirs``) + ``/index`` |
+| ASSISTANT_CHROMA_URL | Chroma server URL (else Chroma files in the index folder) | unset |
+| ASSISTANT_BACKEND | ``bundled`` (SmolLM2 GGUF), ``openai`` (OpenAI-compatible server) or ``none`` | bundled |
+| ASSISTANT_LLM_URL | base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 | unset |
+| ASSISTANT_LLM_MODEL | model name to ask that server for | ``default`` |
+| ASSISTANT_LLM_API_KEY | API key for that server | unset |
+| ASSISTANT_MODE | ``generate`` or ``extractive`` | generate |
+| ASSISTANT_K | passages given to the answerer | 4 |
+| ASSISTANT_MAX_FILE_MB | larger files are refused at ingest | 50 |
+| ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+BACKENDS = ("bundled", "openai", "none")
+MODES = ("generate", "extractive")
+
+
+def default_index_dir() -> Path:
+    """The per-user data folder's ``index`` subfolder (e.g. ~/.local/share/doc-assistant/index)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("doc-assistant", appauthor=False)) / "index"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes the assistant; build with ``Settings.from_env(**overrides)``."""
+
+    index_dir: Path
+    chroma_url: str | None = None
+    backend: str = "bundled"
+    llm_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: str | None = None
+    mode: str = "generate"
+    k: int = 4
+    max_file_mb: float = 50.0
+    threads: int = 0
+    chunk_tokens: int = 200
+    overlap_tokens: int = 30
+    max_answer_tokens: int = 160
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.backend == "openai" and not self.llm_url:
+            raise ValueError("the openai backend needs a server URL (--llm-url or ASSISTANT_LLM_URL)")
+        if self.k < 1:
+            raise ValueError("k must be at least 1")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Settings from ``ASSISTANT_*`` variables, then explicit overrides (None = not given)."""
+        env = os.environ if env is None else env
+        values: dict = {
+            "index_dir": Path(env["ASSISTANT_INDEX"]) if env.get("ASSISTANT_INDEX") else None,
+            "chroma_url": env.get("ASSISTANT_CHROMA_URL") or None,
+            "backend": env.get("ASSISTANT_BACKEND"),
+            "llm_url": env.get("ASSISTANT_LLM_URL") or None,
+            "llm_model": env.get("ASSISTANT_LLM_MODEL"),
+            "llm_api_key": env.get("ASSISTANT_LLM_API_KEY") or None,
+            "mode": env.get("ASSISTANT_MODE"),
+            "k": int(env["ASSISTANT_K"]) if env.get("ASSISTANT_K") else None,
+            "max_file_mb": float(env["ASSISTANT_MAX_FILE_MB"]) if env.get("ASSISTANT_MAX_FILE_MB") else None,
+            "threads": int(env["ASSISTANT_THREADS"]) if env.get("ASSISTANT_THREADS") else None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("llm_url") and not values.get("backend"):
+            values["backend"] = "openai"
+        if values.get("index_dir") is None:
+            values["index_dir"] = default_index_dir()
+        values["index_dir"] = Path(values["index_dir"]).expanduser()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if v is not None and k in known})
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with some settings changed."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

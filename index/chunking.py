@@ -1,0 +1,178 @@
+"""Text to token-sized, sentence-aware chunks with character offsets. Pure: no I/O.
+
+Sizes are counted in tiktoken tokens. An optional ``fits`` check (the embedder's
+own tokenizer) shrinks any chunk the embedding model would truncate, so the model
+always sees all of every chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+ENCODING = "cl100k_base"
+CHUNKER_VERSION = 1
+
+# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace, or at a blank line.
+_SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s)|\n\s*\n""")
+_WORD = re.compile(r"\S+\s*")
+_MAX_WORD_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Span:
+    """One chunk: ``text[start:end]`` of the document, and its size in tokens."""
+
+    start: int
+    end: int
+    tokens: int
+
+
+@functools.lru_cache(maxsize=1)
+def encoding():
+    """The tiktoken encoding, loaded from the cache llama-index ships (no download)."""
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+        import importlib.util
+
+        spec = importlib.util.find_spec("llama_index.core")
+        if spec and spec.submodule_search_locations:
+            cache = os.path.join(spec.submodule_search_locations[0], "_static", "tiktoken_cache")
+            if os.path.isdir(cache):
+                os.environ["TIKTOKEN_CACHE_DIR"] = cache
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count_tokens(texts: list[str]) -> list[int]:
+    """tiktoken token counts of several texts at once."""
+    return [len(t) for t in encoding().encode_ordinary_batch(texts)]
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Split ``text[start:end]`` into sentence spans, trimmed of surrounding whitespace."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for match in _SENTENCE_END.finditer(text, start, end):
+        _add_trimmed(text, pos, match.end(), spans)
+        pos = match.end()
+    _add_trimmed(text, pos, end, spans)
+    return spans
+
+
+def _add_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def _word_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Split a span into words (long runs without spaces cut every 64 characters)."""
+    pieces = []
+    for match in _WORD.finditer(text, start, end):
+        s, e = match.start(), match.end()
+        while e - s > _MAX_WORD_CHARS:
+            pieces.append((s, s + _MAX_WORD_CHARS))
+            s += _MAX_WORD_CHARS
+        pieces.append((s, e))
+    return pieces
+
+
+def _units(text: str, max_tokens: int) -> list[tuple[int, int, int]]:
+    """Sentences as (start, end, tokens); sentences over ``max_tokens`` are cut at words."""
+    sentences = sentence_spans(text)
+    counts = count_tokens([text[s:e] for s, e in sentences])
+    units: list[tuple[int, int, int]] = []
+    for (s, e), n in zip(sentences, counts):
+        if n <= max_tokens:
+            units.append((s, e, n))
+            continue
+        words = _word_pieces(text, s, e)
+        word_counts = count_tokens([text[a:b] for a, b in words])
+        cur_start, cur_tokens = words[0][0], 0
+        for (a, b), wn in zip(words, word_counts):
+            if cur_tokens and cur_tokens + wn > max_tokens:
+                units.append(_trimmed_unit(text, cur_start, a, cur_tokens))
+                cur_start, cur_tokens = a, 0
+            cur_tokens += wn
+        units.append(_trimmed_unit(text, cur_start, e, cur_tokens))
+    return [u for u in units if u[1] > u[0]]
+
+
+def _trimmed_unit(text: str, start: int, end: int, tokens: int) -> tuple[int, int, int]:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end, tokens)
+
+
+def chunk_text(
+    text: str,
+    max_tokens: int = 200,
+    overlap_tokens: int = 30,
+    fits: Callable[[str], bool] | None = None,
+) -> list[Span]:
+    """Pack sentences into chunks of at most ``max_tokens`` tiktoken tokens.
+
+    Args:
+        text: the document's extracted text.
+        max_tokens: the most tiktoken tokens in one chunk.
+        overlap_tokens: up to this many tokens of whole sentences repeat at the start
+            of the next chunk.
+        fits: optional check that the embedding model sees a chunk whole; a chunk
+            failing it is shrunk until it passes.
+
+    Returns:
+        Spans in document order; ``text[span.start:span.end]`` is each chunk's text.
+    """
+    units = _units(text, max_tokens)
+    spans: list[Span] = []
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units) and total + units[j][2] <= max_tokens:
+            total += units[j][2]
+            j += 1
+        j = max(j, i + 1)
+        while fits is not None and not fits(text[units[i][0] : units[j - 1][1]]):
+            if j - 1 > i:
+                j -= 1
+            else:
+                halves = _split_unit(text, units[i])
+                if halves is None:
+                    break
+                units[i : i + 1] = halves
+                j = i + 1
+        total = sum(u[2] for u in units[i:j])
+        spans.append(Span(units[i][0], units[j - 1][1], total))
+        if j >= len(units):
+            break
+        # Start the next chunk with trailing sentences of this one, up to the overlap.
+        back, carried = j, 0
+        while back - 1 > i and carried + units[back - 1][2] <= overlap_tokens:
+            back -= 1
+            carried += units[back][2]
+        i = back
+    return spans
+
+
+def _split_unit(text: str, unit: tuple[int, int, int]) -> list[tuple[int, int, int]] | None:
+    """Cut one unit in two at a word boundary (or mid-word if it has one word)."""
+    start, end, _ = unit
+    words = _word_pieces(text, start, end)
+    if len(words) >= 2:
+        cut = words[len(words) // 2][0]
+    elif end - start >= 2:
+        cut = start + (end - start) // 2
+    else:
+        return None
+    left = _trimmed_unit(text, start, cut, 0)
+    right = (cut, end, 0)
+    counts = count_tokens([text[left[0] : left[1]], text[cut:end]])
+    return [(left[0], left[1], counts[0]), (cut, end, counts[1])]
