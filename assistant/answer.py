@@ -346,13 +346,20 @@ def finalize(raw: str, hits: list[Hit], ev: Evidence, titles: dict[str, str] | N
 
     Returns:
         (text, abstained, fell_back): the checked text; whether it abstains; whether the
-        generated text was replaced by extractive sentences because the passages did not
-        support it (only when the evidence is strong; otherwise it abstains).
+        generated text was replaced by extractive sentences (only when the evidence is
+        strong; otherwise it abstains). A generated answer is rejected when it names
+        things its cited passages do not contain, when too few of its words are in the
+        passages, or when it cites none of the passages holding the best evidence.
     """
     if says_not_found(raw):
         return ABSTAIN_TEXT, True, False
     text = add_missing_markers(clean_markers(raw, len(hits)), hits)
-    if unsupported_words(text, hits, titles) or support_ratio(text, hits) < MIN_SUPPORT:
+    relevant = {s.hit + 1 for s in ev.sentences if s.score >= max(EVIDENCE_THRESHOLD, 0.8 * ev.score)}
+    if (
+        unsupported_words(text, hits, titles)
+        or support_ratio(text, hits) < MIN_SUPPORT
+        or not cited_numbers(text) & relevant
+    ):
         if ev.strong:
             return extractive_text(ev), False, True
         return ABSTAIN_TEXT, True, False

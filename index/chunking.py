@@ -11,7 +11,7 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 ENCODING = "cl100k_base"
 CHUNKER_VERSION = 1
@@ -117,6 +117,7 @@ def chunk_text(
     max_tokens: int = 200,
     overlap_tokens: int = 30,
     fits: Callable[[str], bool] | None = None,
+    breaks: Sequence[int] = (),
 ) -> list[Span]:
     """Pack sentences into chunks of at most ``max_tokens`` tiktoken tokens.
 
@@ -127,16 +128,19 @@ def chunk_text(
             of the next chunk.
         fits: optional check that the embedding model sees a chunk whole; a chunk
             failing it is shrunk until it passes.
+        breaks: offsets no chunk may cross (page starts), with no overlap across them.
 
     Returns:
         Spans in document order; ``text[span.start:span.end]`` is each chunk's text.
     """
     units = _units(text, max_tokens)
+    breaks = sorted(breaks)
     spans: list[Span] = []
     i = 0
     while i < len(units):
+        limit = next((b for b in breaks if b > units[i][0]), len(text) + 1)
         j, total = i, 0
-        while j < len(units) and total + units[j][2] <= max_tokens:
+        while j < len(units) and total + units[j][2] <= max_tokens and units[j][0] < limit:
             total += units[j][2]
             j += 1
         j = max(j, i + 1)
@@ -153,6 +157,9 @@ def chunk_text(
         spans.append(Span(units[i][0], units[j - 1][1], total))
         if j >= len(units):
             break
+        if units[j][0] >= limit:  # a page starts here: no overlap across it
+            i = j
+            continue
         # Start the next chunk with trailing sentences of this one, up to the overlap.
         back, carried = j, 0
         while back - 1 > i and carried + units[back - 1][2] <= overlap_tokens:

@@ -293,6 +293,7 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
         index.chunking.max_tokens,
         index.chunking.overlap_tokens,
         fits=index.embedder.fits,
+        breaks=extracted.page_starts,
     )
     chunks = [
         Chunk(

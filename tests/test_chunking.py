@@ -71,3 +71,14 @@ def test_no_chunk_exceeds_the_embedders_limit(embedder, corpus):
             assert embedder.count_tokens(text[span.start:span.end]) <= 254
     # and the limit matters: without the check the hard text would overflow
     assert any(embedder.count_tokens(hard[s.start:s.end]) > 254 for s in chunk_text(hard, 200, 30))
+
+
+def test_chunks_never_cross_a_page_break():
+    pages = [" ".join(f"Page {p} sentence {i}." for i in range(30)) for p in range(3)]
+    text = "\n\n".join(pages)
+    starts = [0, len(pages[0]) + 2, len(pages[0]) + len(pages[1]) + 4]
+    spans = chunk_text(text, max_tokens=50, overlap_tokens=20, breaks=starts)
+    for span in spans:
+        inside = [b for b in starts if span.start < b < span.end]
+        assert not inside, "a chunk crosses a page start"
+    assert {s.start for s in spans} >= set(starts)
