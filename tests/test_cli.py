@@ -1,0 +1,112 @@
+"""The ``assistant`` command end to end, as a user runs it (separate processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args, index, timeout=300):
+    env = {**os.environ, "ASSISTANT_INDEX": str(index)}
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def test_ingest_list_ask_remove(tmp_path, corpus):
+    index = tmp_path / "index"
+    first = run("ingest", str(corpus), "--json", index=index)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert len(summary["added"]) == 6 and summary["failed"] == [] and summary["chunks"] >= 6
+    assert "indexed 6/6 files" in first.stderr  # progress on stderr
+
+    again = run("ingest", str(corpus), index=index)
+    assert again.returncode == 0
+    assert "added 0, updated 0, unchanged 6, removed 0, failed 0" in again.stdout
+
+    listed = run("list", "--json", index=index)
+    docs = json.loads(listed.stdout)
+    assert {d["source"] for d in docs} == {p.name for p in corpus.iterdir()}
+    assert all(d["chunks"] >= 1 and d["indexed_at"] for d in docs)
+
+    asked = run("ask", "What festival takes place in Bunol?", "--json", "--mode", "extractive",
+                "--k", "3", index=index)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert "Tomatina" in answer["answer"] and not answer["abstained"]
+    assert len(answer["citations"]) == 3
+    assert [c["source"] for c in answer["citations"] if c["cited"]] == ["spain.pdf"]
+
+    text = run("ask", "What festival takes place in Bunol?", "--mode", "extractive", index=index)
+    assert "Tomatina" in text.stdout and "*[1] spain.pdf (p. 2" in text.stdout
+
+    scoped = run("ask", "What is the capital of Belgium?", "--doc", "lighthouse.txt", "--json",
+                 "--mode", "extractive", index=index)
+    assert {c["source"] for c in json.loads(scoped.stdout)["citations"]} == {"lighthouse.txt"}
+
+    removed = run("remove", "belgium.md", index=index)
+    assert removed.returncode == 0 and "removed belgium.md" in removed.stdout
+    assert "belgium.md" not in run("list", index=index).stdout
+    assert run("remove", "belgium.md", index=index).returncode == 2
+
+
+def test_exit_codes_for_failures_and_usage(tmp_path, corpus):
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
+    result = run("ingest", str(corpus), index=tmp_path / "index")
+    assert result.returncode == 1
+    assert "FAILED broken.pdf: cannot parse" in result.stderr
+    assert "added 6" in result.stdout
+    assert run("ask", index=tmp_path / "index").returncode == 2  # missing question
+    assert run("ask", "   ", index=tmp_path / "index").returncode == 2
+    unknown = run("ask", "x?", "--doc", "nope.md", index=tmp_path / "index")
+    assert unknown.returncode == 2 and "no indexed document" in unknown.stderr
+    assert run("frobnicate", index=tmp_path / "index").returncode == 2
+
+
+def test_default_corpus_is_seeds_and_generate_answers(tmp_path):
+    index = tmp_path / "index"
+    result = run("ingest", index=index)
+    assert result.returncode == 0, result.stderr
+    assert "added 1" in result.stdout
+    asked = run("ask", "Which platform did the Ministry of State Security join?", "--json",
+                index=index)
+    answer = json.loads(asked.stdout)
+    assert "WeChat" in answer["answer"] and not answer["abstained"]
+    assert answer["backend"].startswith("bundled:")
+    assert any(c["cited"] and c["source"] == "mss-joins-wechat.txt" for c in answer["citations"])
+
+
+def test_settings_change_refuses_until_rebuild(tmp_path, corpus):
+    index = tmp_path / "index"
+    assert run("ingest", str(corpus), index=index).returncode == 0
+    from assistant.config import Settings
+    import sqlite3
+
+    db = sqlite3.connect(index / "catalog.sqlite3")
+    db.execute("UPDATE meta SET value=json_set(value, '$.max_tokens', 999) WHERE key='settings'")
+    db.commit()
+    db.close()
+    refused = run("ingest", str(corpus), index=index)
+    assert refused.returncode == 1 and "--rebuild" in refused.stderr
+    rebuilt = run("ingest", str(corpus), "--rebuild", "--json", index=index)
+    assert rebuilt.returncode == 0 and len(json.loads(rebuilt.stdout)["added"]) == 6
+    assert Settings  # imported to show the settings object is what records these
+
+
+def test_chat_in_the_terminal(tmp_path):
+    index = tmp_path / "index"
+    assert run("ingest", index=index).returncode == 0
+    env = {**os.environ, "ASSISTANT_INDEX": str(index)}
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant", "chat", "--mode", "extractive"],
+        input="Which platform did the Ministry of State Security join?\nWhen did it join?\n\n",
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "WeChat" in result.stdout
+    assert "understood as:" in result.stdout and "Monday" in result.stdout

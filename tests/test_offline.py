@@ -1,0 +1,50 @@
+"""Offline: ingest and ask inside a network namespace with no network but loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import _guard
+
+pytestmark = pytest.mark.slow
+
+
+def _unshare() -> list[str]:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.fail("unshare and ip (util-linux, iproute2) are needed for the offline test")
+    return ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]
+
+
+def test_ingest_and_ask_without_network(tmp_path, corpus):
+    py = shlex.quote(sys.executable)
+    index = shlex.quote(str(tmp_path / "index"))
+    script = f"""
+set -e
+ip link set lo up
+test -z "$(ip route show)"   # no route off this machine
+{py} -m assistant ingest {shlex.quote(str(corpus))} --index {index} --json > {tmp_path}/ingest.json
+{py} -m assistant ask "When was Hollowmere Lighthouse first lit?" --index {index} --json > {tmp_path}/ask.json
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    result = subprocess.run([*_unshare(), "sh", "-c", script], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(json.loads((tmp_path / "ingest.json").read_text())["added"]) == 6
+    answer = json.loads((tmp_path / "ask.json").read_text())
+    assert "1871" in answer["answer"] and answer["backend"].startswith("bundled:")
+
+
+def test_the_guard_refuses_connections_off_the_machine():
+    """The test-wide guard (conftest) stops any connection to a non-loopback address."""
+    with pytest.raises(ConnectionRefusedError, match="test guard"):
+        _guard("socket.connect", (None, ("192.0.2.1", 443)))
+    _guard("socket.connect", (None, ("127.0.0.1", 8000)))
+    _guard("socket.connect", (None, ("::1", 8000, 0, 0)))
+    _guard("socket.connect", (None, "/run/some.sock"))
