@@ -347,19 +347,20 @@ def finalize(raw: str, hits: list[Hit], ev: Evidence, titles: dict[str, str] | N
     Returns:
         (text, abstained, fell_back): the checked text; whether it abstains; whether the
         generated text was replaced by extractive sentences (only when the evidence is
-        strong; otherwise it abstains). A generated answer is rejected when it names
-        things its cited passages do not contain, when too few of its words are in the
-        passages, or when it cites none of the passages holding the best evidence.
+        strong; otherwise it abstains). Sentences citing none of the passages that hold
+        the best evidence are dropped; what is left is rejected when it is empty, names
+        things its cited passages do not contain, or too few of its words are in the
+        passages.
     """
     if says_not_found(raw):
         return ABSTAIN_TEXT, True, False
     text = add_missing_markers(clean_markers(raw, len(hits)), hits)
     relevant = {s.hit + 1 for s in ev.sentences if s.score >= max(EVIDENCE_THRESHOLD, 0.8 * ev.score)}
-    if (
-        unsupported_words(text, hits, titles)
-        or support_ratio(text, hits) < MIN_SUPPORT
-        or not cited_numbers(text) & relevant
-    ):
+    # Drop sentences resting only on passages without good evidence (the model wandering off).
+    text = " ".join(
+        text[s:e] for s, e in sentence_spans(text) if cited_numbers(text[s:e]) & relevant
+    )
+    if not text or unsupported_words(text, hits, titles) or support_ratio(text, hits) < MIN_SUPPORT:
         if ev.strong:
             return extractive_text(ev), False, True
         return ABSTAIN_TEXT, True, False

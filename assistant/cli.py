@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import time
@@ -59,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--doc", action="append", metavar="PATH", help="only these documents (repeatable)")
         p.add_argument("--mode", choices=MODES, help="generate (LLM) or extractive (no LLM)")
         _common(p)
+    p = sub.add_parser("serve", help="the browser chat (ingests seeds/ first when the index is empty)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env ASSISTANT_AUTH)")
+    p.add_argument("--no-seeds", action="store_true", help="do not index seeds/ into an empty index")
+    _common(p)
     return parser
 
 
@@ -197,7 +205,26 @@ def cmd_chat(bot, args) -> int:
                     {"role": "assistant", "content": answer.answer}]
 
 
-COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat}
+def cmd_serve(bot, args) -> int:
+    from assistant.ui import LOCAL_HOSTS, serve
+
+    auth = args.auth or os.environ.get("ASSISTANT_AUTH")
+    login = None
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth takes USER:PASSWORD")
+        login = (user, password)
+    if args.host not in LOCAL_HOSTS and login is None:
+        print(f"assistant: warning: serving on {args.host} without a login; anyone who can reach "
+              "this port can read your documents (use --auth USER:PASSWORD)", file=sys.stderr)
+    serve(bot, host=args.host, port=args.port, auth=login,
+          seeds=None if args.no_seeds else DEFAULT_CORPUS)
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat,
+            "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,295 @@
+"""The browser chat: a real server process driven by gradio_client and by headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.ui import App, render_sources, safe_upload_name
+from tests.conftest import ROOT, build_corpus, free_port
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = ROOT / "tests" / "artifacts"
+HOSTILE_NAME = '<img src=x onerror="window.__pwned=4">.md'
+HOSTILE_TEXT = (
+    "# Zanzibar beacon\n\n"
+    "The Zanzibar beacon is <script>window.__pwned=1</script> very bright.\n\n"
+    'The Zanzibar beacon shines <img src=x onerror="window.__pwned=2"> every single night.\n\n'
+    "Read [the Zanzibar manual](javascript:window.__pwned=3) for more.\n"
+)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    corpus = build_corpus(root / "corpus")
+    (corpus / HOSTILE_NAME).write_text(HOSTILE_TEXT)
+    env = {**os.environ, "ASSISTANT_INDEX": str(root / "index"), "ASSISTANT_MAX_FILE_MB": "1"}
+    ingest = subprocess.run([sys.executable, "-m", "assistant", "ingest", str(corpus)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert ingest.returncode == 0, ingest.stderr
+    port = free_port()
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port),
+                             "--no-seeds"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        assert proc.poll() is None, (root / "server.log").read_text()[-3000:]
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(20)
+
+
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def chat(c, message, history):
+    shown, _panel, _cleared = c.predict(message, history, 4, "generate", "bundled", [],
+                                        api_name="/chat")
+    return shown
+
+
+def text_of(message) -> str:
+    content = message["content"]
+    if isinstance(content, list):
+        return " ".join(part.get("text", "") for part in content)
+    return content
+
+
+# ------------------------------------------------------------------ API (gradio_client)
+def test_api_returns_the_cli_json(server):
+    answer = client(server).predict("When was Hollowmere Lighthouse first lit?", 4, "generate", None,
+                                    api_name="/ask")
+    assert answer["version"] == 1 and not answer["abstained"]
+    assert "1871" in answer["answer"]
+    assert {c["source"] for c in answer["citations"] if c["cited"]} == {"lighthouse.txt"}
+    expected = {"version", "question", "rewritten_question", "answer", "abstained", "mode", "backend",
+                "citations"}
+    assert set(answer) == expected
+
+
+def test_follow_up_is_rewritten_and_answered(server):
+    c = client(server)
+    history = chat(c, "Which platform did the ministry join?", [])
+    assert "WeChat" in text_of(history[-1])
+    history = chat(c, "When did it join?", history)
+    last = text_of(history[-1])
+    assert "understood as:" in last
+    assert "Monday" in last
+    assert len(history) == 4
+
+
+def test_off_topic_says_so(server):
+    history = chat(client(server), "What is the capital of France?", [])
+    assert "do not contain" in text_of(history[-1])
+
+
+def _documents(c):
+    status, table, _, _ = c.predict(api_name="/documents")
+    return status, [row[0] for row in table["data"]]
+
+
+def test_upload_ask_remove(server, tmp_path):
+    from gradio_client import handle_file
+
+    c = client(server)
+    path = tmp_path / "otters.md"
+    path.write_text("# Sea otters\n\nSea otters hold hands while sleeping so they do not drift apart.\n")
+    status, _ = c.predict([handle_file(str(path))], api_name="/upload")
+    assert "Indexing started" in status
+    deadline = time.monotonic() + 120
+    while True:
+        status, names = _documents(c)
+        if "otters.md" in names and not status.startswith("Indexing…"):
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(1)
+    assert "1 added" in status
+    answer = c.predict("Why do sea otters hold hands?", 4, "extractive", ["otters.md"], api_name="/ask")
+    assert "drift apart" in answer["answer"]
+    assert c.predict("otters.md", api_name="/remove") == "Removed otters.md."
+    assert "otters.md" not in _documents(c)[1]
+
+
+def test_disallowed_and_oversized_uploads_are_refused(server, tmp_path):
+    from gradio_client import handle_file
+
+    c = client(server)
+    before = _documents(c)[1]
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ...")
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 300_000)  # 1.5 MB, over the 1 MB limit this server has
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Invalid file type.*'.txt'"):  # gradio refuses it first
+        c.predict([handle_file(str(exe))], api_name="/upload")
+    status, _ = c.predict([handle_file(str(big))], api_name="/upload")
+    assert "big.txt: 1.5 MB is over the 1.0 MB limit" in status
+    assert _documents(c)[1] == before
+    app_side, refused = App.__new__(App), None
+    app_side.allowed, app_side.max_upload_bytes = (".txt",), 10
+    app_side.upload_dir = exe.parent / "uploads"
+    _, refused = app_side.accept_uploads([str(exe)])
+    assert refused == ["tool.exe: type .exe is not allowed (allowed: .txt)"]
+
+
+def test_two_sessions_keep_separate_histories(server):
+    results = {}
+
+    def session(name, first, follow):
+        c = client(server)
+        history = chat(c, first, [])
+        results[name] = chat(c, follow, history)
+
+    threads = [
+        threading.Thread(target=session, args=("ministry", "Which platform did the ministry join?",
+                                                "When did it join?")),
+        threading.Thread(target=session, args=("lighthouse", "Tell me about Hollowmere Lighthouse.",
+                                                "How tall is it?")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    ministry = " ".join(text_of(m) for m in results["ministry"])
+    lighthouse = " ".join(text_of(m) for m in results["lighthouse"])
+    assert "Monday" in ministry and "Hollowmere" not in ministry
+    assert "41 met" in lighthouse and "WeChat" not in lighthouse
+
+
+# ------------------------------------------------------------------ plumbing (no server)
+@pytest.mark.parametrize("name, safe", [("../../x.txt", "x.txt"), ("..\\..\\evil.md", "evil.md"),
+                                         (".hidden.txt", "hidden.txt"), ("a/b/c.pdf", "c.pdf")])
+def test_upload_names_cannot_escape(name, safe):
+    assert safe_upload_name(name) == safe
+
+
+def test_upload_to_dotdot_is_refused_or_contained(tmp_path, embedder):
+    from assistant import Assistant, Settings
+
+    bot = Assistant(Settings.from_env(index_dir=tmp_path / "i", backend="none"), embedder=embedder)
+    app = App(bot, upload_dir=tmp_path / "uploads")
+    src = tmp_path / "payload.txt"
+    src.write_text("hello")
+
+    class Upload(str):
+        orig_name = "../../../etc/escape.txt"
+
+    accepted, refused = app.accept_uploads([Upload(str(src))])
+    assert accepted == ["escape.txt"] and not refused
+    assert (tmp_path / "uploads" / "escape.txt").exists()
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_sources_panel_escapes_document_text():
+    from assistant.answer import Answer, Citation
+
+    cite = Citation(1, True, "d", "c", "<b>x</b>.md", None, None, 0, 10, "<script>x</script>",
+                    [[0, 8]], 0.03)
+    html = render_sources(Answer("q", "<img src=x> [1]", False, "generate", "b", [cite]))
+    assert "<script>" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;" in html and 'href="#src-1"' in html
+
+
+# ------------------------------------------------------------------ real browser
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, url, requests):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("dialog", lambda d: (requests.append("DIALOG " + d.message), d.dismiss()))
+    page.goto(url)
+    page.wait_for_selector("#question textarea")
+    return page
+
+
+def _ask(page, question):
+    page.fill("#question textarea", question)
+    page.click("#ask")
+    page.wait_for_selector("#sources .answer-text", timeout=120_000)
+    page.wait_for_timeout(300)
+
+
+def test_browser_shows_answer_marker_and_highlighted_passage(browser, server):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    page = _open(browser, server, requests)
+    _ask(page, "Which platform did the Ministry of State Security join?")
+    chat_text = page.inner_text("#chat")
+    assert "WeChat" in chat_text
+    marker = page.locator("#sources a.marker").first
+    label = marker.inner_text()
+    assert label.startswith("[") and label.endswith("]")
+    n = label.strip("[]")
+    passage = page.locator(f"#src-{n}")
+    assert "cited" in passage.get_attribute("class")
+    assert passage.locator("mark").count() >= 1
+    assert "mss-joins-wechat" in passage.inner_text() or "seed.txt" in passage.inner_text()
+    marker.click()
+    assert page.evaluate("location.hash") == f"#src-{n}"
+    page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
+    _only_local(requests, server)
+
+
+def test_browser_runs_nothing_from_hostile_documents(browser, server):
+    requests: list[str] = []
+    page = _open(browser, server, requests)
+    _ask(page, "What does the Zanzibar beacon do every night?")
+    page.wait_for_timeout(1000)
+    panel = page.inner_text("#sources")
+    assert "<img src=x" in panel, "the payload is shown as text"
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_timeout(1500)
+    assert HOSTILE_NAME in page.inner_text("#documents")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert not [r for r in requests if r.startswith("DIALOG")]
+    page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
+    _only_local(requests, server)
+
+
+def test_two_tabs_do_not_share_a_conversation(browser, server):
+    requests: list[str] = []
+    first = _open(browser, server, requests)
+    _ask(first, "When was Hollowmere Lighthouse first lit?")
+    second = _open(browser, server, requests)
+    assert "Hollowmere" not in second.inner_text("#chat")
+    assert "Hollowmere" in first.inner_text("#chat")
+
+
+def _only_local(requests, server):
+    host = server.split("/")[2]
+    others = {r.split("/")[2] for r in requests if "://" in r and r.split("/")[2] != host
+              and not r.startswith(("data:", "blob:"))}
+    assert not others, f"the page contacted other hosts: {sorted(others)}"
+    (ARTIFACTS / "requests.json").write_text(json.dumps(sorted(set(requests)), indent=1))
