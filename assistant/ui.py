@@ -355,6 +355,17 @@ def build_ui(app: App):
     return demo
 
 
+def _warm_up(bot: Assistant) -> None:
+    """Load the models and run each once while the page starts, so the first answer is quick."""
+    bot.embedder.embed(["warm up"])
+    bot.retriever.bm25()
+    if bot.llm is not None:
+        try:
+            list(bot.llm.stream([{"role": "user", "content": "Hi"}], 1))
+        except Exception:  # an unreachable server is reported on the first question instead
+            pass
+
+
 def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860,
           auth: tuple[str, str] | None = None, seeds: Path | None = None, block: bool = True):
     """Start the browser chat. Ingests ``seeds`` first when the index is empty."""
@@ -363,8 +374,7 @@ def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860,
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     if seeds is not None and not bot.documents():
         bot.ingest([seeds])
-    if bot.llm is not None:
-        _ = bot.llm  # load the model now, not on the first question
+    threading.Thread(target=_warm_up, args=(bot,), daemon=True).start()
     app = App(bot, upload_dir=bot.settings.index_dir / "uploads")
     demo = build_ui(app)
     theme = gr.themes.Default(font=FONTS, font_mono=MONO_FONTS)
