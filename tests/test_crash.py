@@ -1,0 +1,134 @@
+"""Crashes and concurrent writers: SIGKILL an ingest at random points, then converge."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from index.embedder import HashEmbedder
+from index.sync import Index, ingest
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from index.embedder import HashEmbedder
+    from index.sync import Index, ingest
+    index = Index(Path(sys.argv[1]), HashEmbedder())
+    def progress(done, total, source):
+        print(done, flush=True)
+    report = ingest(index, [Path(sys.argv[2])], progress=progress, wait=60)
+    print("DONE", len(report.added), len(report.updated), len(report.removed), flush=True)
+""")
+
+
+def _write_corpus(folder: Path, rng: random.Random, generation: int) -> None:
+    folder.mkdir(exist_ok=True)
+    for i in range(120):
+        n = rng.randint(2, 40)
+        text = " ".join(f"File {i} gen {generation if i % 3 == 0 else 0} sentence {j} about "
+                        f"topic {rng.randint(0, 50)}." for j in range(n))
+        (folder / f"doc{i:03d}.txt").write_text(text)
+
+
+def _state(index_dir: Path):
+    index = Index(index_dir, HashEmbedder())
+    try:
+        chunks = index.catalog.chunks()
+        ids = [c.chunk_id for c in chunks]
+        assert len(ids) == len(set(ids)), "duplicate chunks in the catalog"
+        store_ids = index.store.ids()
+        assert store_ids == set(ids), f"{len(store_ids ^ set(ids))} orphans or missing vectors"
+        docs = sorted((d.source, d.hash, d.chunks) for d in index.catalog.documents())
+        return docs, sorted(ids)
+    finally:
+        index.close()
+
+
+def _run(index_dir: Path, corpus: Path, kill_after: int | None):
+    """Run an ingest in a child; SIGKILL it after ``kill_after`` files. True if it was killed."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(index_dir), str(corpus)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = False
+    for line in proc.stdout:
+        if kill_after is not None and line.strip().isdigit() and int(line) >= kill_after:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+    proc.wait(120)
+    if not killed:
+        assert proc.returncode == 0, proc.stderr.read()[-2000:]
+    return killed
+
+
+def test_sigkill_at_random_points_converges_to_a_clean_run(tmp_path):
+    rng = random.Random(20261130)
+    corpus = tmp_path / "corpus"
+    index_dir = tmp_path / "killed"
+    kills = 0
+    for generation in range(1, 13):
+        _write_corpus(corpus, rng, generation)
+        if generation % 4 == 0:  # some files vanish too
+            for path in rng.sample(sorted(corpus.iterdir()), 5):
+                path.unlink()
+        if _run(index_dir, corpus, kill_after=rng.randint(1, 60)):
+            kills += 1
+    assert kills >= 10
+    assert not _run(index_dir, corpus, kill_after=None)
+    assert not _run(tmp_path / "clean", corpus, kill_after=None)
+    assert _state(index_dir) == _state(tmp_path / "clean")
+    # and a second run over the converged index changes nothing
+    before = _state(index_dir)
+    assert not _run(index_dir, corpus, kill_after=None)
+    assert _state(index_dir) == before
+    (tmp_path / "kills.txt").write_text(str(kills))
+
+
+def test_two_ingests_at_once_one_refuses_clearly(tmp_path, corpus):
+    env = {**os.environ, "ASSISTANT_INDEX": str(tmp_path / "index")}
+    args = [sys.executable, "-m", "assistant", "ingest", str(corpus)]
+    index = Index(tmp_path / "index", HashEmbedder())
+    lock = index.lock()  # hold the writer lock as a running ingest would
+    try:
+        refused = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        waiting = subprocess.Popen(args + ["--wait", "120"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(8)
+        assert waiting.poll() is None, "the waiting writer must wait for the lock"
+    finally:
+        lock.release()
+        index.close()
+    assert refused.returncode == 1
+    assert "another process is writing to the index" in refused.stderr
+    out, err = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, err
+    assert "added 6" in out
+
+
+def test_a_plain_reingest_after_kill_never_duplicates(tmp_path):
+    """Between a kill and the next run, reads see whole documents only, never duplicates."""
+    rng = random.Random(7)
+    corpus = tmp_path / "corpus"
+    _write_corpus(corpus, rng, 1)
+    index_dir = tmp_path / "index"
+    assert _run(index_dir, corpus, kill_after=30)
+    index = Index(index_dir, HashEmbedder())
+    chunks = index.catalog.chunks()
+    ids = [c.chunk_id for c in chunks]
+    assert len(ids) == len(set(ids))
+    for doc in index.catalog.documents():
+        mine = [c for c in chunks if c.doc_id == doc.doc_id]
+        assert len(mine) == doc.chunks, "a document is visible whole or not at all"
+    ingest(index, [corpus])
+    index.close()
+    _state(index_dir)
