@@ -156,7 +156,7 @@ class Assistant:
         for piece in self.llm.stream(build_messages(query, hits), self.settings.max_answer_tokens):
             raw += piece
             yield piece
-        text, abstained, fell_back = finalize(raw, hits, ev, titles)
+        text, abstained, fell_back = finalize(query, raw, hits, ev, titles)
         yield final(text, abstained, hits, ev, "extractive" if fell_back else mode)
 
     def rewrite(self, question: str, history: list[dict]) -> str | None:

@@ -180,6 +180,5 @@ def _split_unit(text: str, unit: tuple[int, int, int]) -> list[tuple[int, int, i
     else:
         return None
     left = _trimmed_unit(text, start, cut, 0)
-    right = (cut, end, 0)
     counts = count_tokens([text[left[0] : left[1]], text[cut:end]])
     return [(left[0], left[1], counts[0]), (cut, end, counts[1])]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from assistant import Answer, Assistant, Settings
-from assistant.answer import ABSTAIN_TEXT, clean_markers, finalize, unsupported_words
+from assistant.answer import ABSTAIN_TEXT, clean_markers, evidence, finalize, unsupported_words
 from index.readers import read
 from tests.conftest import build_corpus
 
@@ -147,12 +147,19 @@ def test_invalid_markers_are_removed():
 
 def test_finalize_abstains_on_not_found_and_unsupported(bot):
     hits = bot.retriever.search("What is the capital of Belgium?", 4)
-    from assistant.answer import evidence
-
-    ev = evidence("What is the capital of Belgium?", hits, bot.embedder)
-    assert finalize("NOT FOUND", hits, ev)[1] is True
-    text, abstained, fell_back = finalize("The capital is Antwerp [1].", hits, ev)
+    q = "What is the capital of Belgium?"
+    ev = evidence(q, hits, bot.embedder)
+    assert finalize(q, "NOT FOUND", hits, ev)[1] is True
+    text, abstained, fell_back = finalize(q, "The capital is Antwerp [1].", hits, ev)
     assert "Antwerp" not in text
+
+
+def test_finalize_rejects_a_when_answer_without_a_date(bot):
+    q = "When was Hollowmere Lighthouse first lit?"
+    hits = bot.retriever.search(q, 4)
+    ev = evidence(q, hits, bot.embedder)
+    text, abstained, fell_back = finalize(q, "The lighthouse is a famous lighthouse [1].", hits, ev)
+    assert fell_back and "1871" in text
 
 
 def test_empty_index_says_so(tmp_path, embedder):

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,21 @@ def test_the_guard_refuses_connections_off_the_machine():
     _guard("socket.connect", (None, ("127.0.0.1", 8000)))
     _guard("socket.connect", (None, ("::1", 8000, 0, 0)))
     _guard("socket.connect", (None, "/run/some.sock"))
+
+
+def test_server_and_browser_flow_without_network(tmp_path):
+    """The browser-chat tests (server process, gradio_client, headless Chromium) in a namespace
+    with nothing but loopback, under the same connection guard."""
+    py = shlex.quote(sys.executable)
+    tests = "tests/test_ui.py"
+    selection = "api_returns or follow_up or upload_ask or browser or tabs"
+    script = f"""
+set -e
+ip link set lo up
+test -z "$(ip route show)"
+{py} -m pytest -q -p no:cacheprovider {tests} -k {shlex.quote(selection)}
+"""
+    result = subprocess.run([*_unshare(), "sh", "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=1200)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "6 passed" in result.stdout

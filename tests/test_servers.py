@@ -6,53 +6,26 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from assistant import Assistant, Settings
 from assistant.models import LLMError, OpenAICompatLLM, bundled_model_path
-from tests.conftest import build_corpus, free_port
+from tests.conftest import build_corpus, free_port, start_process, stop_process
 
 pytestmark = pytest.mark.slow
-
-
-def _start(cmd: list[str], ready_url: str, log, timeout: float = 120) -> subprocess.Popen:
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}; see {log.name}")
-        try:
-            if httpx.get(ready_url, timeout=2).status_code < 500:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"{cmd} did not become ready in {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory):
     port = free_port()
-    log = open(tmp_path_factory.mktemp("llm") / "server.log", "w")
-    proc = _start([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
                    "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
                    "--n_ctx", "2048"], f"http://127.0.0.1:{port}/v1/models", log)
     yield f"http://127.0.0.1:{port}/v1"
-    _stop(proc)
+    stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +33,11 @@ def chroma_server(tmp_path_factory):
     chroma = shutil.which("chroma") or os.path.join(os.path.dirname(sys.executable), "chroma")
     port = free_port()
     folder = tmp_path_factory.mktemp("chroma")
-    log = open(folder / "server.log", "w")
-    proc = _start([chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
+    log = folder / "server.log"
+    proc = start_process([chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
                    "--port", str(port)], f"http://127.0.0.1:{port}/api/v2/heartbeat", log)
     yield f"http://127.0.0.1:{port}"
-    _stop(proc)
+    stop_process(proc)
 
 
 def test_answers_through_an_openai_compatible_server(tmp_path, embedder, llm_server):

@@ -8,13 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 
 from assistant.ui import App, render_sources, safe_upload_name
-from tests.conftest import ROOT, build_corpus, free_port
+from tests.conftest import ROOT, build_corpus, serve_index, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -39,24 +37,10 @@ def server(tmp_path_factory):
     ingest = subprocess.run([sys.executable, "-m", "assistant", "ingest", str(corpus)],
                             env=env, capture_output=True, text=True, timeout=300)
     assert ingest.returncode == 0, ingest.stderr
-    port = free_port()
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant", "serve", "--port", str(port),
-                             "--no-seeds"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while True:
-        assert proc.poll() is None, (root / "server.log").read_text()[-3000:]
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.5)
+    url, proc = serve_index(root / "index", root / "server.log", "--no-seeds",
+                            env={"ASSISTANT_MAX_FILE_MB": "1"})
     yield url
-    proc.terminate()
-    proc.wait(20)
+    stop_process(proc)
 
 
 def client(url):
