@@ -6,6 +6,7 @@ Each LLM streams text pieces from a list of chat messages
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.util
 import json
@@ -50,7 +51,7 @@ def _load_llama(path: str, threads: int):
         raise LLMError(
             "llama-cpp-python is not installed; run the install command from the README"
         ) from exc
-    return Llama(
+    llama = Llama(
         model_path=path,
         n_ctx=2048,
         n_threads=threads or max(1, os.cpu_count() or 1),
@@ -58,6 +59,8 @@ def _load_llama(path: str, threads: int):
         seed=0,
         verbose=False,
     )
+    atexit.register(llama.close)  # free it before interpreter teardown, which breaks llama_cpp's own
+    return llama
 
 
 class BundledLLM:

@@ -166,3 +166,15 @@ def test_empty_index_says_so(tmp_path, embedder):
     bot = Assistant(Settings.from_env(index_dir=tmp_path / "empty", backend="none"), embedder=embedder)
     answer = bot.ask("Anything?")
     assert answer.abstained and "No documents are indexed" in answer.answer
+
+
+@pytest.mark.parametrize("question", [
+    "What is the capital of Belgium? " + "Please answer carefully. " * 4200,  # ~100 KB
+    "Quelle plateforme le ministère de la Sécurité d'État a-t-il rejointe ?",
+    "国家安全部加入了哪个平台？",
+    "¿?¡!…",
+])
+def test_long_and_non_english_questions_get_an_answer_object(bot, question):
+    answer = bot.ask(question)
+    assert isinstance(answer, Answer) and answer.question == question
+    assert answer.abstained or answer.cited
