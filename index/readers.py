@@ -167,33 +167,37 @@ def read_html(path: Path) -> Extracted:
 
 
 def read_pdf(path: Path) -> Extracted:
-    """PDF: the text layer page by page; scanned PDFs (no text layer) are refused, not OCRed."""
-    from pypdf import PdfReader
+    """PDF: the text layer page by page (PDFium); scanned PDFs (no text layer) are refused, not OCRed."""
+    import pypdfium2 as pdfium
 
-    reader = PdfReader(str(path))
-    if reader.is_encrypted:
-        try:
-            ok = reader.decrypt("")
-        except Exception:
-            ok = 0
-        if not ok:
-            raise ReadError("PDF is encrypted with a password; save an unencrypted copy to index it")
-    parts: list[str] = []
-    starts: list[int] = []
-    offset = 0
-    for page in reader.pages:
-        page_text = (page.extract_text() or "").replace("\r\n", "\n").replace("\r", "\n").strip()
-        starts.append(offset)
-        parts.append(page_text)
-        offset += len(page_text) + 2
+    try:
+        document = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise ReadError(
+                "PDF is encrypted with a password; save an unencrypted copy to index it"
+            ) from exc
+        raise ReadError(f"cannot parse .pdf file ({exc})") from exc
+    try:
+        parts: list[str] = []
+        starts: list[int] = []
+        offset = 0
+        for i in range(len(document)):
+            page = document[i]
+            textpage = page.get_textpage()
+            raw = textpage.get_text_range()
+            textpage.close()
+            page.close()
+            page_text = raw.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+            starts.append(offset)
+            parts.append(page_text)
+            offset += len(page_text) + 2
+        title = (document.get_metadata_dict().get("Title") or "").strip() or None
+    finally:
+        document.close()
     text = "\n\n".join(parts)
     if not text.strip():
         raise ReadError("PDF has no text layer (a scan?); OCR is not supported, so nothing to index")
-    title = None
-    try:
-        title = (reader.metadata.title or "").strip() or None if reader.metadata else None
-    except Exception:
-        title = None
     return Extracted(text=text, title=title, page_starts=tuple(starts))
 
 
