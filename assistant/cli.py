@@ -60,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--doc", action="append", metavar="PATH", help="only these documents (repeatable)")
         p.add_argument("--mode", choices=MODES, help="generate (LLM) or extractive (no LLM)")
         _common(p)
+    p = sub.add_parser("eval", help="measure answer quality on a QA file (JSON Lines)")
+    p.add_argument("qa", metavar="QA.jsonl")
+    p.add_argument("--docs", required=True, metavar="DIR", help="the documents the questions are about")
+    p.add_argument("--split", choices=["dev", "test", "all"], default="all")
+    p.add_argument("--baseline", action="store_true", help="also run a plain llama-index pipeline")
+    p.add_argument("--k", type=int, help="passages per question (default 4)")
+    p.add_argument("--mode", choices=MODES)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _common(p)
+
     p = sub.add_parser("serve", help="the browser chat (ingests seeds/ first when the index is empty)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: this machine only)")
@@ -86,7 +96,8 @@ def _settings(args) -> Settings:
 class _ProgressBar:
     """A progress bar on stderr (a line per second when stderr is not a terminal)."""
 
-    def __init__(self, stream=sys.stderr):
+    def __init__(self, verb: str = "indexed", unit: str = "files", stream=sys.stderr):
+        self.verb, self.unit = verb, unit
         self.stream = stream
         self.tty = stream.isatty()
         self.last = 0.0
@@ -95,7 +106,7 @@ class _ProgressBar:
         now = time.monotonic()
         if not self.tty:
             if now - self.last >= 1 or done == total:
-                print(f"indexed {done}/{total} files: {source}", file=self.stream, flush=True)
+                print(f"{self.verb} {done}/{total} {self.unit}: {source}", file=self.stream, flush=True)
                 self.last = now
             return
         width = 30
@@ -223,7 +234,36 @@ def cmd_serve(bot, args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat,
+def cmd_eval(bot, args) -> int:
+    from assistant.evaluation import Report, evaluate, load_qa
+
+    qas = [q for q in load_qa(Path(args.qa)) if args.split == "all" or q.split == args.split]
+    if not qas:
+        raise ValueError(f"no questions in {args.qa} for split {args.split}")
+    docs = Path(args.docs)
+    ingested = bot.ingest([docs], progress=_ProgressBar())
+    if ingested.failed:
+        print(f"assistant: {len(ingested.failed)} files failed to index", file=sys.stderr)
+    k = bot.settings.k
+    indexed = {d.source for d in bot.documents()}
+    has_sources = any(s in indexed for q in qas for s in q.source)
+    report = Report(k)
+    bar = _ProgressBar("asked", "questions")
+    report.add("assistant", evaluate(lambda q: bot.ask(q), qas, bar), has_sources)
+    if args.baseline:
+        from assistant.baseline import Baseline
+
+        llm = bot.llm if bot.llm is not None else None
+        if llm is None:
+            raise ValueError("--baseline needs an LLM backend (not --backend none)")
+        base = Baseline(docs, bot.settings.index_dir / "baseline", bot.embedder, llm, k=k,
+                        max_tokens=bot.settings.max_answer_tokens)
+        report.add("baseline", evaluate(base.ask, qas, bar), has_sources)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
             "serve": cmd_serve}
 
 

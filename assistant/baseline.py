@@ -1,0 +1,130 @@
+"""A plain llama-index pipeline to compare against, offline and with the same models.
+
+llama-index's defaults where it has them: ``SimpleDirectoryReader`` (default file
+readers), ``SentenceSplitter()`` (1024-token chunks, 200 overlap), ``VectorStoreIndex``
+over a Chroma collection, ``as_query_engine(similarity_top_k=k)`` with its default
+prompt. Ours where it must be: the same embedder and the same bundled LLM, passed
+explicitly (llama-index's global ``Settings`` would reach for OpenAI).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from assistant.answer import Answer, Citation
+
+
+def _wrap_embedder(embedder):
+    from llama_index.core.embeddings import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class OurEmbedding(BaseEmbedding):
+        _embedder: Any = PrivateAttr()
+
+        def __init__(self, inner, **kw):
+            super().__init__(model_name=inner.name, **kw)
+            self._embedder = inner
+
+        def _get_query_embedding(self, query: str):
+            return self._embedder.embed([query])[0]
+
+        def _get_text_embedding(self, text: str):
+            return self._embedder.embed([text])[0]
+
+        def _get_text_embeddings(self, texts):
+            return self._embedder.embed(list(texts))
+
+        async def _aget_query_embedding(self, query: str):
+            return self._get_query_embedding(query)
+
+    return OurEmbedding(embedder)
+
+
+def _wrap_llm(llm, max_tokens: int):
+    from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
+    from llama_index.core.llms.callbacks import llm_completion_callback
+    from pydantic import PrivateAttr
+
+    class OurLLM(CustomLLM):
+        num_output: int = max_tokens
+        _llm: Any = PrivateAttr()
+
+        def __init__(self, inner, **kw):
+            super().__init__(**kw)
+            self._llm = inner
+
+        @property
+        def metadata(self) -> LLMMetadata:
+            return LLMMetadata(context_window=2048, num_output=self.num_output,
+                               model_name=self._llm.name)
+
+        @llm_completion_callback()
+        def complete(self, prompt: str, formatted: bool = False, **kwargs) -> CompletionResponse:
+            text = "".join(self._llm.stream([{"role": "user", "content": prompt}], self.num_output))
+            return CompletionResponse(text=text)
+
+        @llm_completion_callback()
+        def stream_complete(self, prompt: str, formatted: bool = False, **kwargs):
+            text = ""
+            for piece in self._llm.stream([{"role": "user", "content": prompt}], self.num_output):
+                text += piece
+                yield CompletionResponse(text=text, delta=piece)
+
+    return OurLLM(llm)
+
+
+class Baseline:
+    """Index ``docs`` the llama-index way and answer with its default query engine.
+
+    Args:
+        docs: the folder of documents.
+        persist_dir: where its Chroma files go.
+        embedder: the embedder (the same as ours).
+        llm: the LLM (the same as ours).
+        k: passages per question (the same as ours).
+    """
+
+    name = "llama-index baseline"
+
+    def __init__(self, docs: Path, persist_dir: Path, embedder, llm, k: int = 4,
+                 max_tokens: int = 160):
+        from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+        from llama_index.core.node_parser import SentenceSplitter
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        from index.store import _our_embeddings, open_client
+
+        # exclude_hidden=False: a corpus under ~/.cache would otherwise be skipped whole
+        documents = SimpleDirectoryReader(str(docs), recursive=True, exclude_hidden=False).load_data()
+        client = open_client(persist_dir)
+        name = "baseline-" + hashlib.sha256(str(docs.resolve()).encode()).hexdigest()[:10]
+        try:
+            client.delete_collection(name)
+        except Exception:  # not there yet
+            pass
+        collection = client.get_or_create_collection(name, embedding_function=_our_embeddings(embedder))
+        storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
+        self.index = VectorStoreIndex.from_documents(
+            documents, storage_context=storage, embed_model=_wrap_embedder(embedder),
+            transformations=[SentenceSplitter()],
+        )
+        self.engine = self.index.as_query_engine(llm=_wrap_llm(llm, max_tokens), similarity_top_k=k)
+        self.backend = f"llama-index:{llm.name}"
+
+    def ask(self, question: str) -> Answer:
+        """Answer with the default query engine; every passage it was given counts as cited."""
+        response = self.engine.query(question)
+        citations = []
+        for n, hit in enumerate(response.source_nodes, 1):
+            node = hit.node
+            meta = node.metadata or {}
+            citations.append(Citation(
+                n=n, cited=True, doc_id=node.ref_doc_id or "", chunk_id=node.node_id,
+                source=meta.get("file_name", ""), title=None,
+                page=int(meta["page_label"]) if str(meta.get("page_label", "")).isdigit() else None,
+                start=node.start_char_idx or 0, end=node.end_char_idx or 0,
+                text=node.get_content(), highlights=[], score=float(hit.score or 0.0),
+            ))
+        return Answer(question, str(response).strip(), False, "generate", self.backend, citations)
