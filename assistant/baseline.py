@@ -92,7 +92,12 @@ class Baseline:
                  max_tokens: int = 160):
         from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
         from llama_index.core.node_parser import SentenceSplitter
-        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        try:
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+        except ImportError as exc:
+            raise ValueError("--baseline needs the eval extra: .venv/bin/pip install -e '.[eval]' "
+                             "(scripts/install test includes it)") from exc
 
         from index.store import _our_embeddings, open_client
 
