@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from pathlib import Path
@@ -69,6 +70,13 @@ class Assistant:
         if self._llm is None and self.settings.backend != "none":
             self._llm = make_llm(self.settings)
         return self._llm
+
+    def with_backend(self, backend: str) -> "Assistant":
+        """An assistant answering with another backend, sharing this one's index and embedder."""
+        other = copy.copy(self)
+        other.settings = self.settings.with_(backend=backend)
+        other._llm = None
+        return other
 
     @property
     def backend(self) -> str:

@@ -7,7 +7,6 @@ document holding ``<script>`` or ``<img onerror=...>`` runs nothing.
 
 from __future__ import annotations
 
-import copy
 import html
 import os
 import re
@@ -150,10 +149,7 @@ class App:
         if backend not in self.backends():
             raise ValueError(f"unknown backend {backend!r}")
         if backend not in self._bots:
-            other = copy.copy(self.bot)
-            other.settings = self.bot.settings.with_(backend=backend)
-            other._llm = None
-            self._bots[backend] = other
+            self._bots[backend] = self.bot.with_backend(backend)
         return self._bots[backend]
 
     # documents --------------------------------------------------------------

@@ -155,8 +155,11 @@ class Catalog:
         )
 
     # chunks ---------------------------------------------------------------
-    def chunk_ids(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT chunk_id FROM chunks")}
+    def chunk_ids(self, doc_id: str | None = None) -> set[str]:
+        """Ids of all chunks, or of one document's."""
+        if doc_id is None:
+            return {row[0] for row in self.db.execute("SELECT chunk_id FROM chunks")}
+        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,))}
 
     def chunks(self, chunk_ids: list[str] | None = None) -> list[Chunk]:
         """Chunks by id (in the given order, unknown ids dropped), or all chunks."""

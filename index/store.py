@@ -82,9 +82,10 @@ class VectorStore:
 
     def __init__(self, client, embedder, name: str = COLLECTION):
         self.client = client
+        self._embedding_function = _our_embeddings(embedder)
         self.collection = client.get_or_create_collection(
             name=name,
-            embedding_function=_our_embeddings(embedder),
+            embedding_function=self._embedding_function,
             metadata={"hnsw:space": "cosine"},
         )
         try:
@@ -145,6 +146,6 @@ class VectorStore:
         self.client.delete_collection(name)
         self.collection = self.client.get_or_create_collection(
             name=name,
-            embedding_function=self.collection._embedding_function,
+            embedding_function=self._embedding_function,
             metadata={"hnsw:space": "cosine"},
         )

@@ -329,20 +329,13 @@ def _write(index: Index, pending: list[_Prepared], report: SyncReport) -> None:
     vectors = index.embedder.embed([c.text for c in chunks])
     index.store.upsert([c.chunk_id for c in chunks], vectors, [c.doc_id for c in chunks])
     for p in pending:
-        old_ids = _chunk_ids_of(index, p.old)
+        old_ids = index.catalog.chunk_ids(p.old.doc_id) if p.old else set()
         index.catalog.commit_document(p.doc, p.chunks)
         stale = old_ids - {c.chunk_id for c in p.chunks}
         if stale:
             index.store.delete(sorted(stale))
         (report.updated if p.old else report.added).append(p.doc.source)
         report.chunks += len(p.chunks)
-
-
-def _chunk_ids_of(index: Index, doc: Document | None) -> set[str]:
-    if doc is None:
-        return set()
-    rows = index.catalog.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc.doc_id,))
-    return {r[0] for r in rows}
 
 
 def _remove_vanished(index: Index, folders: list[Path], seen: set[str], report: SyncReport) -> None:
@@ -355,7 +348,7 @@ def _remove_vanished(index: Index, folders: list[Path], seen: set[str], report: 
 
 
 def _remove(index: Index, doc: Document) -> None:
-    ids = _chunk_ids_of(index, doc)
+    ids = index.catalog.chunk_ids(doc.doc_id)
     index.catalog.remove_document(doc.doc_id)
     index.store.delete(sorted(ids))
 
