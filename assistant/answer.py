@@ -339,6 +339,16 @@ def make_citations(hits: list[Hit], answer: str, cited: set[int], ev: Evidence |
     return out
 
 
+def _adds_evidence(question: str, answer: str, ev: Evidence) -> bool:
+    """An answer must say something the best evidence says beyond the question's own words
+    (a small model often just restates the question)."""
+    asked = set(terms(question))
+    novel = set(terms(_MARKER.sub(" ", answer))) - asked
+    best = [s for s in ev.sentences if s.score >= max(EVIDENCE_THRESHOLD, 0.8 * ev.score)]
+    told = set().union(*(set(terms(s.text)) for s in best)) - asked if best else set()
+    return bool(novel & told)
+
+
 def wanted_kind(question: str) -> re.Pattern | None:
     """What a "when" or "how many" question asks for, as a pattern an answer must match."""
     return next((kind for asks, kind in _ANSWER_TYPES if asks.search(question)), None)
@@ -354,8 +364,8 @@ def finalize(question: str, raw: str, hits: list[Hit], ev: Evidence,
         strong; otherwise it abstains). Sentences citing none of the passages that hold
         the best evidence are dropped; what is left is rejected when it is empty, names
         things its cited passages do not contain, has too few of its words in the
-        passages, or lacks what the question asks for (a date for "when", a number for
-        "how many").
+        passages, lacks what the question asks for (a date for "when", a number for
+        "how many"), or says nothing the best evidence says beyond the question's words.
     """
     if says_not_found(raw):
         return ABSTAIN_TEXT, True, False
@@ -371,6 +381,7 @@ def finalize(question: str, raw: str, hits: list[Hit], ev: Evidence,
         or unsupported_words(text, hits, titles)
         or support_ratio(text, hits) < MIN_SUPPORT
         or (kind is not None and not kind.search(_MARKER.sub(" ", text)))
+        or not _adds_evidence(question, text, ev)
     ):
         if ev.strong:
             return extractive_text(ev), False, True

@@ -178,3 +178,12 @@ def test_long_and_non_english_questions_get_an_answer_object(bot, question):
     answer = bot.ask(question)
     assert isinstance(answer, Answer) and answer.question == question
     assert answer.abstained or answer.cited
+
+
+def test_finalize_rejects_an_answer_that_restates_the_question(bot):
+    q = "Which river forms part of the border between Germany and France?"
+    hits = bot.retriever.search(q, 4)
+    ev = evidence(q, hits, bot.embedder)
+    text, abstained, fell_back = finalize(
+        q, "The river forms part of the border between Germany and France [1].", hits, ev)
+    assert fell_back and "Rhine" in text
