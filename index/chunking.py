@@ -96,6 +96,7 @@ def _units(text: str, max_tokens: int) -> list[tuple[int, int, int]]:
             continue
         words = _word_pieces(text, s, e)
         word_counts = count_tokens([text[a:b] for a, b in words])
+        words, word_counts = _shrink(text, words, word_counts, max_tokens)
         cur_start, cur_tokens = words[0][0], 0
         for (a, b), wn in zip(words, word_counts):
             if cur_tokens and cur_tokens + wn > max_tokens:
@@ -104,6 +105,22 @@ def _units(text: str, max_tokens: int) -> list[tuple[int, int, int]]:
             cur_tokens += wn
         units.append(_trimmed_unit(text, cur_start, e, cur_tokens))
     return [u for u in units if u[1] > u[0]]
+
+
+def _shrink(text: str, pieces: list[tuple[int, int]], counts: list[int], max_tokens: int):
+    """Halve any piece over ``max_tokens`` (a run of characters that cost several tokens each)."""
+    out_pieces, out_counts = [], []
+    stack = list(zip(pieces, counts))[::-1]
+    while stack:
+        (a, b), n = stack.pop()
+        if n <= max_tokens or b - a < 2:
+            out_pieces.append((a, b))
+            out_counts.append(n)
+            continue
+        mid = a + (b - a) // 2
+        left, right = count_tokens([text[a:mid], text[mid:b]])
+        stack += [((mid, b), right), ((a, mid), left)]
+    return out_pieces, out_counts
 
 
 def _trimmed_unit(text: str, start: int, end: int, tokens: int) -> tuple[int, int, int]:

@@ -42,6 +42,13 @@ def _guard(event, args):
 
 sys.addaudithook(_guard)
 
+# CI explores the same hypothesis examples every run; locally each run explores new ones.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
+
 
 @pytest.fixture(autouse=True)
 def _no_user_index(tmp_path, monkeypatch):
