@@ -12,6 +12,7 @@
 | ASSISTANT_K | passages given to the answerer | 4 |
 | ASSISTANT_MAX_FILE_MB | larger files are refused at ingest | 50 |
 | ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
+| ASSISTANT_EMBED_RUNTIME | ``onnx`` (int8, faster) or ``torch`` for the embedding model | onnx |
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 BACKENDS = ("bundled", "openai", "none")
+RUNTIMES = ("onnx", "torch")  # index.embedder.RUNTIMES, without importing index at config time
 MODES = ("generate", "extractive")
 
 
@@ -46,6 +48,7 @@ class Settings:
     k: int = 4
     max_file_mb: float = 50.0
     threads: int = 0
+    embed_runtime: str = "onnx"
     chunk_tokens: int = 200
     overlap_tokens: int = 30
     max_answer_tokens: int = 160
@@ -57,6 +60,8 @@ class Settings:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.backend == "openai" and not self.llm_url:
             raise ValueError("the openai backend needs a server URL (--llm-url or ASSISTANT_LLM_URL)")
+        if self.embed_runtime not in RUNTIMES:
+            raise ValueError(f"embed_runtime must be one of {', '.join(RUNTIMES)}, not {self.embed_runtime!r}")
         if self.k < 1:
             raise ValueError("k must be at least 1")
 
@@ -75,6 +80,7 @@ class Settings:
             "k": int(env["ASSISTANT_K"]) if env.get("ASSISTANT_K") else None,
             "max_file_mb": float(env["ASSISTANT_MAX_FILE_MB"]) if env.get("ASSISTANT_MAX_FILE_MB") else None,
             "threads": int(env["ASSISTANT_THREADS"]) if env.get("ASSISTANT_THREADS") else None,
+            "embed_runtime": env.get("ASSISTANT_EMBED_RUNTIME") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("llm_url") and not values.get("backend"):

