@@ -143,8 +143,10 @@ class Retriever:
                 by_id[chunk.chunk_id] = chunk
         order = sorted(fused, key=lambda cid: (-fused[cid], cid))[:k]
         missing = [cid for cid in order if cid not in similarity]
-        if missing:  # BM25-only hits: compute their dense similarity for the evidence check
-            vectors = self.index.embedder.embed([by_id[c].text for c in missing])
-            for cid, vec in zip(missing, vectors):
-                similarity[cid] = sum(a * b for a, b in zip(vector, vec))
+        if missing:  # BM25-only hits: their dense similarity (for the evidence check) from stored vectors
+            stored = self.index.store.vectors(missing)
+            unstored = [c for c in missing if c not in stored]
+            stored.update(zip(unstored, self.index.embedder.embed([by_id[c].text for c in unstored])))
+            for cid in missing:
+                similarity[cid] = sum(a * b for a, b in zip(vector, stored[cid]))
         return [Hit(by_id[cid], fused[cid], similarity.get(cid)) for cid in order]

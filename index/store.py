@@ -119,6 +119,13 @@ class VectorStore:
                 return out
             offset += page
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Stored vectors by id (ids not in the store are left out)."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=list(ids), include=["embeddings"])
+        return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
+
     def count(self) -> int:
         return self.collection.count()
 

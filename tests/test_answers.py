@@ -115,6 +115,16 @@ def test_doc_filter_restricts_both_retrievers(bot):
         bot.ask("anything", docs=["nope.txt"])
 
 
+def test_every_hit_carries_its_true_dense_similarity(bot):
+    # BM25-only hits take their vectors from the store instead of embedding again
+    query = "lighthouse keeper logbook storms"
+    hits = bot.retriever.search(query, 8)
+    q = bot.embedder.embed([query])[0]
+    texts = bot.embedder.embed([h.chunk.text for h in hits])
+    for hit, vec in zip(hits, texts):
+        assert hit.similarity == pytest.approx(sum(a * b for a, b in zip(q, vec)), abs=1e-4)
+
+
 def test_k_sets_the_number_of_passages(bot):
     assert len(bot.ask("Tell me about Belgium", k=2).citations) <= 2
     assert len(bot.ask("Tell me about the Ministry of State Security", k=6).citations) == 6
