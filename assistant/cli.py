@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from assistant.answer import Answer
-from assistant.config import BACKENDS, MODES, Settings
+from assistant.config import BACKENDS, MODES, RUNTIMES, Settings
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -29,6 +29,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:11434/v1")
     g.add_argument("--llm-model", metavar="NAME", help="model name on that server")
     g.add_argument("--threads", type=int, help="CPU threads for the models (0: all)")
+    g.add_argument("--embed-runtime", choices=RUNTIMES,
+                   help="embedding runtime: onnx (int8, default) or torch (env ASSISTANT_EMBED_RUNTIME)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="processes embedding in parallel at ingest (env ASSISTANT_EMBED_WORKERS)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +92,8 @@ def _settings(args) -> Settings:
         llm_url=args.llm_url,
         llm_model=args.llm_model,
         threads=args.threads,
+        embed_runtime=args.embed_runtime,
+        embed_workers=args.workers,
         k=getattr(args, "k", None),
         mode=getattr(args, "mode", None),
     )

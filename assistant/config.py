@@ -13,6 +13,7 @@
 | ASSISTANT_MAX_FILE_MB | larger files are refused at ingest | 50 |
 | ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
 | ASSISTANT_EMBED_RUNTIME | ``onnx`` (int8, faster) or ``torch`` for the embedding model | onnx |
+| ASSISTANT_EMBED_WORKERS | processes embedding in parallel at ingest | 1 |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Settings:
     max_file_mb: float = 50.0
     threads: int = 0
     embed_runtime: str = "onnx"
+    embed_workers: int = 1
     chunk_tokens: int = 200
     overlap_tokens: int = 30
     max_answer_tokens: int = 160
@@ -62,6 +64,8 @@ class Settings:
             raise ValueError("the openai backend needs a server URL (--llm-url or ASSISTANT_LLM_URL)")
         if self.embed_runtime not in RUNTIMES:
             raise ValueError(f"embed_runtime must be one of {', '.join(RUNTIMES)}, not {self.embed_runtime!r}")
+        if self.embed_workers < 1:
+            raise ValueError("embed_workers must be at least 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
 
@@ -81,6 +85,7 @@ class Settings:
             "max_file_mb": float(env["ASSISTANT_MAX_FILE_MB"]) if env.get("ASSISTANT_MAX_FILE_MB") else None,
             "threads": int(env["ASSISTANT_THREADS"]) if env.get("ASSISTANT_THREADS") else None,
             "embed_runtime": env.get("ASSISTANT_EMBED_RUNTIME") or None,
+            "embed_workers": int(env["ASSISTANT_EMBED_WORKERS"]) if env.get("ASSISTANT_EMBED_WORKERS") else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("llm_url") and not values.get("backend"):

@@ -142,4 +142,5 @@ def make_llm(settings) -> LLM | None:
 
 def make_embedder(settings):
     """The bundled all-MiniLM-L6-v2 embedder on the runtime the settings ask for (loaded on first use)."""
-    return _embedder.make_embedder(settings.embed_runtime, threads=settings.threads)
+    return _embedder.make_embedder(settings.embed_runtime, threads=settings.threads,
+                                   workers=settings.embed_workers)

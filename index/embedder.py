@@ -272,13 +272,88 @@ def export_onnx(model_dir: Path, path: Path) -> None:
         os.replace(int8, path)
 
 
-def make_embedder(runtime: str = "onnx", threads: int = 0, cache_dir: Path | None = None):
-    """The bundled embedder on ``runtime`` (``onnx`` or ``torch``)."""
+_WORKER = None  # the embedder inside a worker process of ParallelEmbedder
+
+
+def _worker_start(runtime: str, threads: int, cache_dir: str | None) -> None:
+    global _WORKER
+    _WORKER = make_embedder(runtime, threads, Path(cache_dir) if cache_dir else None)
+
+
+def _worker_embed(texts: list[str]) -> list[list[float]]:
+    return _WORKER.embed(texts)
+
+
+class ParallelEmbedder:
+    """The same model in several worker processes, for ingesting on more cores.
+
+    Large lists are split across the workers; small ones (a query, a few
+    sentences) are embedded in this process, where a round trip would cost more
+    than it saves. Vectors are the same as the single-process embedder's.
+
+    Args:
+        runtime: ``onnx`` or ``torch``.
+        workers: worker processes (started on first use, with the spawn method).
+        threads: threads per worker (0: cores divided by workers).
+        cache_dir: where the ONNX export is kept.
+    """
+
+    SMALL = 16
+
+    def __init__(self, runtime: str = "onnx", workers: int = 2, threads: int = 0,
+                 cache_dir: Path | None = None):
+        self.local = make_embedder(runtime, threads, cache_dir)
+        self.runtime, self.workers = runtime, workers
+        self.worker_threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.cache_dir = getattr(self.local, "cache_dir", None)
+        self.name, self.dim, self.max_tokens = self.local.name, self.local.dim, self.local.max_tokens
+        self._pool = None
+
+    def count_tokens(self, text: str) -> int:
+        return self.local.count_tokens(text)
+
+    def fits(self, text: str) -> bool:
+        return self.local.fits(text)
+
+    @property
+    def loaded(self) -> bool:
+        return self.local.loaded or self._pool is not None
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts``, split across the workers when there are many."""
+        if len(texts) <= self.SMALL:
+            return self.local.embed(texts)
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            if self.runtime == "onnx":
+                getattr(self.local, "prepare")()  # export once, not once per worker
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(self.runtime, self.worker_threads, str(self.cache_dir) if self.cache_dir else None),
+            )
+        step = -(-len(texts) // self.workers)
+        parts = [list(texts[i : i + step]) for i in range(0, len(texts), step)]
+        return [v for part in self._pool.map(_worker_embed, parts) for v in part]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def make_embedder(runtime: str = "onnx", threads: int = 0, cache_dir: Path | None = None,
+                  workers: int = 1):
+    """The bundled embedder on ``runtime`` (``onnx`` or ``torch``), in ``workers`` processes."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"embedding runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if workers > 1:
+        return ParallelEmbedder(runtime, workers, threads, cache_dir)
     if runtime == "onnx":
         return OnnxEmbedder(threads=threads, cache_dir=cache_dir)
-    if runtime == "torch":
-        return Embedder(threads=threads)
-    raise ValueError(f"embedding runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    return Embedder(threads=threads)
 
 
 class HashEmbedder:

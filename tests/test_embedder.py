@@ -91,3 +91,34 @@ def test_resync_of_unchanged_files_loads_no_model(tmp_path, embedder):
     report = ingest(again, [docs])
     assert report.unchanged and not report.added and not report.updated
     assert not fresh.loaded
+
+
+def test_two_worker_processes_give_the_same_vectors(embedder):
+    import numpy as np
+
+    from index.embedder import ParallelEmbedder
+
+    texts = [f"passage {i} about the ministry and its {i % 7} accounts" for i in range(40)]
+    parallel = ParallelEmbedder("onnx", workers=2, cache_dir=embedder.cache_dir)
+    try:
+        assert not parallel.loaded
+        got = np.array(parallel.embed(texts))
+        assert parallel.loaded
+        want = np.array(embedder.embed(texts))
+        assert np.allclose(got, want, atol=1e-5)
+        assert np.allclose(parallel.embed(texts[:2]), want[:2], atol=1e-5)  # small: in-process
+    finally:
+        parallel.close()
+
+
+def test_workers_setting_reaches_the_embedder(tmp_path):
+    from assistant.config import Settings
+    from assistant.models import make_embedder
+    from index.embedder import ParallelEmbedder
+
+    assert isinstance(make_embedder(Settings.from_env({"ASSISTANT_EMBED_WORKERS": "2"}, index_dir=tmp_path)),
+                      ParallelEmbedder)
+    with pytest.raises(ValueError, match="at least 1"):
+        Settings.from_env({"ASSISTANT_EMBED_WORKERS": "0"}, index_dir=tmp_path)
+    with pytest.raises(ValueError, match="embed_runtime"):
+        Settings.from_env({"ASSISTANT_EMBED_RUNTIME": "tf"}, index_dir=tmp_path)
