@@ -1,8 +1,9 @@
 """The catalog: which documents are indexed, their chunks, and the index settings (SQLite).
 
-The catalog is the index's source of truth. A document's chunks become visible
-to queries in one SQLite transaction (`commit_document`), after their vectors are
-in Chroma; any vector Chroma holds that the catalog does not list is an orphan
+The catalog is the index's source of truth. A document's new chunks are first
+written, batch by batch, to a staging table queries never read (`stage_chunks`);
+they become visible in one SQLite transaction (`commit_document`), after all their
+vectors are in Chroma. Staged rows a crashed run left are dropped by the next one; any vector Chroma holds that the catalog does not list is an orphan
 from an interrupted run, never returned and removed by the next ingest.
 """
 
@@ -37,7 +38,18 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+CREATE TABLE IF NOT EXISTS staged_chunks (
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    page INTEGER,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
 """
+_COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
 
 
 @dataclass(frozen=True)
@@ -114,8 +126,24 @@ class Catalog:
         ).fetchone()
         return Document(*row) if row else None
 
-    def commit_document(self, doc: Document, chunks: list[Chunk]) -> None:
-        """Replace a document and all its chunks in one transaction."""
+    def stage_chunks(self, chunks: list[Chunk]) -> None:
+        """Write chunks of a document being indexed; invisible until ``commit_document``."""
+        with self.db:
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO staged_chunks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(c.chunk_id, c.doc_id, c.n, c.start, c.end, c.page, c.text) for c in chunks],
+            )
+
+    def drop_staged(self, doc_id: str | None = None) -> list[str]:
+        """Forget staged chunks (of one document, or all); returns their ids."""
+        where, args = ("WHERE doc_id=?", (doc_id,)) if doc_id else ("", ())
+        ids = [r[0] for r in self.db.execute(f"SELECT chunk_id FROM staged_chunks {where}", args)]
+        with self.db:
+            self.db.execute(f"DELETE FROM staged_chunks {where}", args)
+        return ids
+
+    def commit_document(self, doc: Document) -> None:
+        """Replace a document and all its chunks by its staged ones, in one transaction."""
         with self.db:
             self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc.doc_id,))
             self.db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
@@ -124,11 +152,11 @@ class Catalog:
                 (doc.doc_id, doc.path, doc.source, doc.title, doc.hash, doc.size, doc.mtime,
                  doc.chunks, doc.indexed_at),
             )
-            self.db.executemany(
-                'INSERT INTO chunks (chunk_id, doc_id, n, start, "end", page, text) '
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(c.chunk_id, c.doc_id, c.n, c.start, c.end, c.page, c.text) for c in chunks],
+            self.db.execute(
+                f"INSERT INTO chunks ({_COLUMNS}) SELECT {_COLUMNS} FROM staged_chunks WHERE doc_id=?",
+                (doc.doc_id,),
             )
+            self.db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
             self._bump()
 
     def touch_document(self, doc_id: str, mtime: float) -> None:
@@ -144,6 +172,7 @@ class Catalog:
 
     def clear(self) -> None:
         with self.db:
+            self.db.execute("DELETE FROM staged_chunks")
             self.db.execute("DELETE FROM chunks")
             self.db.execute("DELETE FROM documents")
             self._bump()

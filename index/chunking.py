@@ -11,7 +11,7 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 ENCODING = "cl100k_base"
 CHUNKER_VERSION = 1
@@ -184,6 +184,45 @@ def chunk_text(
             carried += units[back][2]
         i = back
     return spans
+
+
+def chunk_stream(
+    blocks: Iterable[str],
+    max_tokens: int = 200,
+    overlap_tokens: int = 30,
+    fits: Callable[[str], bool] | None = None,
+    window: int = 1 << 17,
+) -> Iterator[tuple[Span, str]]:
+    """Chunk a text given in blocks, holding about ``window`` characters at a time.
+
+    Chunks ``chunk_text`` over a sliding buffer: all but the last two chunks of a
+    buffer are final; the next buffer starts where the second-to-last began (its
+    overlap included), so the chunks match chunking the whole text, seams aside.
+
+    Yields:
+        (span, chunk text) in document order; span offsets count from the text's start.
+    """
+    source = iter(blocks)
+    buf, base, done = "", 0, False
+    while True:
+        while not done and len(buf) < window:
+            block = next(source, None)
+            if block is None:
+                done = True
+            else:
+                buf += block
+        spans = chunk_text(buf, max_tokens, overlap_tokens, fits)
+        if done:
+            for span in spans:
+                yield Span(base + span.start, base + span.end, span.tokens), buf[span.start : span.end]
+            return
+        if len(spans) < 3:  # not enough sentences yet to know where to cut
+            window *= 2
+            continue
+        for span in spans[:-2]:
+            yield Span(base + span.start, base + span.end, span.tokens), buf[span.start : span.end]
+        cut = spans[-2].start
+        buf, base = buf[cut:], base + cut
 
 
 def _split_unit(text: str, unit: tuple[int, int, int]) -> list[tuple[int, int, int]] | None:

@@ -1,5 +1,9 @@
 """File to text: one reader per format, each returning the whole extracted text.
 
+Plain text and Markdown can also be streamed in blocks (``open_text``), so a file of
+any size is indexed without being held whole; ``read_text`` joins the same blocks,
+so both give the same text.
+
 Every offset the index stores (chunk start/end, page starts) points into the
 ``Extracted.text`` a reader returns here, so the same file read twice gives the
 same text and the same offsets.
@@ -8,12 +12,16 @@ same text and the same offsets.
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Iterator
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+STREAMED_SUFFIXES = (".txt", ".md", ".markdown")  # read in blocks: no size limit applies
+BLOCK_CHARS = 1 << 16
 
 
 class ReadError(Exception):
@@ -102,10 +110,66 @@ def decode_text(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def _encoding_of(path: Path) -> str:
+    """What ``decode_text`` would pick for the file, found reading it in blocks."""
+    with path.open("rb") as f:
+        if b"\x00" in f.read(65536):
+            raise ReadError("file looks binary (NUL bytes), not text")
+    for encoding in ("utf-8-sig", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "latin-1"
+
+
+@dataclass
+class TextStream:
+    """A text file opened for streaming: its title and its text in blocks (read once)."""
+
+    title: str | None
+    blocks: Iterator[str]
+
+
+def open_text(path: Path, block_chars: int = BLOCK_CHARS) -> TextStream:
+    """Stream a plain text or Markdown file: decoded as ``decode_text`` would, in blocks.
+
+    Raises:
+        ReadError: empty, binary, or unreadable.
+    """
+    try:
+        if path.stat().st_size == 0:
+            raise ReadError("file is empty")
+        encoding = _encoding_of(path)
+        f = path.open("r", encoding=encoding, newline="")
+    except OSError as exc:
+        raise ReadError(f"cannot read file: {exc.strerror or exc}") from exc
+    first = f.read(block_chars)
+
+    def blocks() -> Iterator[str]:
+        with f:
+            block, carry = first, ""
+            while block:
+                block, carry = carry + block, ""
+                if block.endswith("\r"):  # maybe half of a \r\n: decide with the next block
+                    block, carry = block[:-1], "\r"
+                yield block.replace("\r\n", "\n").replace("\r", "\n")
+                block = f.read(block_chars)
+            if carry:
+                yield "\n"
+
+    return TextStream(_first_line_title(first.replace("\r", "\n")), blocks())
+
+
 def read_text(path: Path) -> Extracted:
     """Plain text and Markdown: the decoded file; title from a first heading or short first line."""
-    text = decode_text(path.read_bytes())
-    return Extracted(text=text, title=_first_line_title(text))
+    stream = open_text(path)
+    return Extracted(text="".join(stream.blocks), title=stream.title)
 
 
 def _first_line_title(text: str) -> str | None:

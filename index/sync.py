@@ -2,13 +2,18 @@
 
 How a crash can never leave duplicates or half-indexed documents:
 
-1. A changed file's new chunks get ids that include its content hash, and their
-   vectors are upserted into Chroma first (re-running upserts the same ids).
-2. Then one SQLite transaction swaps the document's old chunks for the new ones in
-   the catalog. Queries only return chunks the catalog lists, so before this commit
-   they see the old version whole, after it the new version whole.
-3. Then the old vectors are deleted. Any vector a killed run left behind is an
-   orphan the next ingest deletes before it does anything else.
+1. A changed file's new chunks get ids that include its content hash. Batch by
+   batch, their vectors are upserted into Chroma and the chunks are staged in the
+   catalog, where queries never look (re-running upserts the same ids).
+2. When the whole file is in, one SQLite transaction swaps the document's old
+   chunks for the staged ones. Queries only return chunks the catalog lists, so
+   before this commit they see the old version whole, after it the new version whole.
+3. Then the old vectors are deleted. Any vector or staged chunk a killed run left
+   behind is an orphan the next ingest deletes before it does anything else.
+
+Files are streamed: chunks are embedded and written in batches of ``EMBED_BATCH``
+as they are cut, and plain text is read in blocks, so memory stays flat however
+large the file or the folder.
 """
 
 from __future__ import annotations
@@ -16,15 +21,15 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from filelock import FileLock, Timeout
 
 from index.catalog import Catalog, Chunk, Document
-from index.chunking import CHUNKER_VERSION, ENCODING, chunk_text
-from index.readers import SUPPORTED_SUFFIXES, ReadError, read
+from index.chunking import CHUNKER_VERSION, ENCODING, chunk_stream, chunk_text
+from index.readers import STREAMED_SUFFIXES, SUPPORTED_SUFFIXES, ReadError, open_text, read
 from index.store import VectorStore, open_client
 
 EMBED_BATCH = 64  # chunks embedded together across small files
@@ -82,7 +87,8 @@ class Index:
         embedder: the embedding model (see ``index.embedder``).
         chroma_url: use a Chroma server at this URL instead of Chroma files on disk.
         chunking: chunk sizes.
-        max_file_bytes: files larger than this are refused.
+        max_file_bytes: files read whole (HTML, PDF, DOCX) larger than this are refused;
+            plain text and Markdown are streamed, so any size is indexed.
     """
 
     def __init__(
@@ -171,8 +177,8 @@ class _Planned:
 
 @dataclass
 class _Prepared:
-    doc: Document
-    chunks: list[Chunk]
+    doc: Document  # ``chunks`` is filled in once the file has been read to its end
+    chunks: Iterator[Chunk]
     old: Document | None
 
 
@@ -246,24 +252,20 @@ def ingest(
         index.catalog.set_meta("settings", index.settings())
         _delete_orphans(index)
         planned, folders = _plan(paths, report)
-        pending: list[_Prepared] = []
+        writer = _Writer(index, report)
         seen_paths: set[str] = set()
         for done, item in enumerate(planned, 1):
             seen_paths.add(str(item.path))
             try:
                 prepared = _prepare(index, item, report)
+                if prepared is not None:
+                    writer.add(prepared)
             except (ReadError, OSError) as exc:
                 reason = str(exc) if isinstance(exc, ReadError) else f"cannot read file: {exc}"
                 report.failed.append((item.source, reason))
-                prepared = None
-            if prepared is not None:
-                pending.append(prepared)
-                if sum(len(p.chunks) for p in pending) >= EMBED_BATCH:
-                    _write(index, pending, report)
-                    pending = []
             if progress:
                 progress(done, len(planned), item.source)
-        _write(index, pending, report)
+        writer.flush()
         _remove_vanished(index, folders, seen_paths, report)
     finally:
         lock.release()
@@ -284,58 +286,83 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
         index.catalog.touch_document(old.doc_id, stat.st_mtime)
         report.unchanged.append(item.source)
         return None
-    extracted = read(path, index.max_file_bytes)
-    if _sha256(path) != digest:
-        raise ReadError("file changed while being read; run ingest again")
     doc_id = doc_id_for(str(path))
-    spans = chunk_text(
-        extracted.text,
-        index.chunking.max_tokens,
-        index.chunking.overlap_tokens,
-        fits=index.embedder.fits,
-        breaks=extracted.page_starts,
-    )
-    chunks = [
-        Chunk(
-            chunk_id=f"{doc_id}-{digest[:12]}-{n}",
-            doc_id=doc_id,
-            n=n,
-            start=s.start,
-            end=s.end,
-            page=extracted.page_at(s.start),
-            text=extracted.text[s.start : s.end],
-        )
-        for n, s in enumerate(spans)
-    ]
     doc = Document(
-        doc_id=doc_id,
-        path=str(path),
-        source=item.source,
-        title=extracted.title or path.name,
-        hash=digest,
-        size=stat.st_size,
-        mtime=stat.st_mtime,
-        chunks=len(chunks),
-        indexed_at=time.time(),
+        doc_id=doc_id, path=str(path), source=item.source, title=path.name, hash=digest,
+        size=stat.st_size, mtime=stat.st_mtime, chunks=0, indexed_at=time.time(),
     )
-    return _Prepared(doc, chunks, old)
+    settings = index.chunking
+    if path.suffix.lower() in STREAMED_SUFFIXES:
+        stream = open_text(path)
+        pieces = chunk_stream(stream.blocks, settings.max_tokens, settings.overlap_tokens,
+                              fits=index.embedder.fits)
+        spans = ((span, text, None) for span, text in pieces)
+        title = stream.title
+    else:
+        extracted = read(path, index.max_file_bytes)
+        cut = chunk_text(extracted.text, settings.max_tokens, settings.overlap_tokens,
+                         fits=index.embedder.fits, breaks=extracted.page_starts)
+        spans = ((s, extracted.text[s.start : s.end], extracted.page_at(s.start)) for s in cut)
+        title = extracted.title
+
+    def chunks() -> Iterator[Chunk]:
+        for n, (span, text, page) in enumerate(spans):
+            yield Chunk(chunk_id=f"{doc_id}-{digest[:12]}-{n}", doc_id=doc_id, n=n,
+                        start=span.start, end=span.end, page=page, text=text)
+        if _sha256(path) != digest:
+            raise ReadError("file changed while being read; run ingest again")
+
+    return _Prepared(replace(doc, title=title or path.name), chunks(), old)
 
 
-def _write(index: Index, pending: list[_Prepared], report: SyncReport) -> None:
-    """Embed and store a batch of prepared documents, then commit each to the catalog."""
-    if not pending:
-        return
-    chunks = [c for p in pending for c in p.chunks]
-    vectors = index.embedder.embed([c.text for c in chunks])
-    index.store.upsert([c.chunk_id for c in chunks], vectors, [c.doc_id for c in chunks])
-    for p in pending:
-        old_ids = index.catalog.chunk_ids(p.old.doc_id) if p.old else set()
-        index.catalog.commit_document(p.doc, p.chunks)
-        stale = old_ids - {c.chunk_id for c in p.chunks}
-        if stale:
-            index.store.delete(sorted(stale))
-        (report.updated if p.old else report.added).append(p.doc.source)
-        report.chunks += len(p.chunks)
+class _Writer:
+    """Embeds, stores and stages chunks in batches across files; commits each file when whole."""
+
+    def __init__(self, index: Index, report: SyncReport):
+        self.index, self.report = index, report
+        self.batch: list[Chunk] = []
+        self.whole: list[_Prepared] = []  # read to the end; committed at the next flush
+
+    def add(self, prepared: _Prepared) -> None:
+        """Take in one file's chunks; on a read error, nothing of it stays."""
+        count = 0
+        try:
+            for chunk in prepared.chunks:
+                self.batch.append(chunk)
+                count += 1
+                if len(self.batch) >= EMBED_BATCH:
+                    self.flush()
+            if count == 0:
+                raise ReadError("no text found in file")
+        except Exception:
+            self._discard(prepared.doc.doc_id)
+            raise
+        self.whole.append(replace(prepared, doc=replace(prepared.doc, chunks=count)))
+        if len(self.batch) >= EMBED_BATCH or not self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        index = self.index
+        if self.batch:
+            chunks, self.batch = self.batch, []
+            vectors = index.embedder.embed([c.text for c in chunks])
+            index.store.upsert([c.chunk_id for c in chunks], vectors, [c.doc_id for c in chunks])
+            index.catalog.stage_chunks(chunks)
+        for p in self.whole:
+            old_ids = index.catalog.chunk_ids(p.old.doc_id) if p.old else set()
+            index.catalog.commit_document(p.doc)
+            stale = old_ids - index.catalog.chunk_ids(p.doc.doc_id)
+            if stale:
+                index.store.delete(sorted(stale))
+            (self.report.updated if p.old else self.report.added).append(p.doc.source)
+            self.report.chunks += p.doc.chunks
+        self.whole = []
+
+    def _discard(self, doc_id: str) -> None:
+        self.batch = [c for c in self.batch if c.doc_id != doc_id]
+        staged = self.index.catalog.drop_staged(doc_id)
+        if staged:
+            self.index.store.delete(staged)
 
 
 def _remove_vanished(index: Index, folders: list[Path], seen: set[str], report: SyncReport) -> None:
@@ -354,7 +381,8 @@ def _remove(index: Index, doc: Document) -> None:
 
 
 def _delete_orphans(index: Index) -> None:
-    """Delete vectors the catalog does not list (left by an interrupted run)."""
+    """Delete staged chunks and vectors the catalog does not list (left by an interrupted run)."""
+    index.catalog.drop_staged()
     orphans = index.store.ids() - index.catalog.chunk_ids()
     if orphans:
         index.store.delete(sorted(orphans))

@@ -64,7 +64,9 @@ def test_a_folder_of_bad_files(index, folder, tmp_path):
         (folder / name).write_bytes(content)
     _encrypted_pdf(folder / "locked.pdf", tmp_path / "ok.pdf")
     make_pdf(folder / "fine.pdf", ["A proper page about swifts."])
-    with open(folder / "huge.txt", "wb") as f:  # 200 MB (sparse), over the limit
+    with open(folder / "huge.html", "wb") as f:  # 200 MB (sparse), over the limit for files read whole
+        f.truncate(200_000_000)
+    with open(folder / "huge.txt", "wb") as f:  # text is streamed, so no size limit: refused as binary
         f.truncate(200_000_000)
     (folder / "latin1.txt").write_bytes("Les gar\xe7ons mangent des cr\xeapes.".encode("latin-1"))
     (folder / "mixed.txt").write_bytes("caf\u00e9 ".encode() + b"and caf\xe9 again.")
@@ -85,7 +87,8 @@ def test_a_folder_of_bad_files(index, folder, tmp_path):
         "corrupt.pdf": "",
         "notes.html": "no text found",
         "locked.pdf": "encrypted",
-        "huge.txt": "over the 10.0 MB limit",
+        "huge.html": "over the 10.0 MB limit",
+        "huge.txt": "looks binary",
         "loop-a.txt": "cannot read file",
         "loop-b.txt": "cannot read file",
         "dangling.txt": "cannot read file",
@@ -118,18 +121,20 @@ def test_a_long_line_with_no_sentence_breaks(index, folder):
 def test_file_changing_while_read_is_reported(index, folder, monkeypatch):
     import index.sync as sync
 
-    real_read = sync.read
+    real_open = sync.open_text
 
-    def read_and_change(path, max_bytes):
-        out = real_read(path, max_bytes)
+    def open_and_change(path, *args):
+        stream = real_open(path, *args)  # the first block is read
         if path.name == "good.txt":
             path.write_text("Changed in the middle of indexing.")
-        return out
+        return stream
 
-    monkeypatch.setattr(sync, "read", read_and_change)
+    monkeypatch.setattr(sync, "open_text", open_and_change)
     report = ingest(index, [folder])
     assert dict(report.failed)["good.txt"] == "file changed while being read; run ingest again"
-    monkeypatch.setattr(sync, "read", real_read)
+    assert "good.txt" not in {d.source for d in index.catalog.documents()}
+    assert index.catalog.drop_staged() == [] and index.store.ids() == index.catalog.chunk_ids()
+    monkeypatch.setattr(sync, "open_text", real_open)
     assert "good.txt" in ingest(index, [folder]).added
 
 

@@ -82,3 +82,14 @@ def test_chunks_never_cross_a_page_break():
         inside = [b for b in starts if span.start < b < span.end]
         assert not inside, "a chunk crosses a page start"
     assert {s.start for s in spans} >= set(starts)
+
+
+def test_streamed_chunks_match_whole_text_chunks():
+    from index.chunking import chunk_stream
+
+    text = (SEEDS / "mss-joins-wechat.txt").read_text("utf-8") * 12 + "\n\nA last short line."
+    whole = [(s.start, s.end) for s in chunk_text(text, 200, 30)]
+    blocks = [text[i:i + 3000] for i in range(0, len(text), 3000)]
+    streamed = list(chunk_stream(blocks, 200, 30, window=8000))
+    assert [(s.start, s.end) for s, _ in streamed] == whole
+    assert all(text[s.start:s.end] == t for s, t in streamed)

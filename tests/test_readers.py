@@ -88,3 +88,20 @@ def test_pdf_page_offsets_point_into_text(tmp_path):
     pdf = read(tmp_path / "three.pdf")
     for page, word in enumerate(["Alpha", "Beta", "Gamma"], 1):
         assert pdf.text[pdf.page_starts[page - 1]:].startswith(word)
+
+
+@pytest.mark.parametrize("data", [
+    "line one\r\nline two\r\n\r\nthird paragraph\rold mac line\r\n".encode() * 5,
+    "\ufeffcafé with a BOM, then naïve text\r\n".encode() * 9,
+    "Les garçons — “quotes” in Windows-1252\r\n".encode("cp1252") * 7,
+    b"latin-1 only: \x81\x8d\xe9\xe8\r\n" * 6,
+])
+def test_streamed_text_equals_the_whole_read(tmp_path, data):
+    from index.readers import decode_text, open_text
+
+    path = tmp_path / "t.txt"
+    path.write_bytes(data)
+    for block in (1, 2, 7, 1 << 18):  # \r\n split across blocks, multi-byte characters split
+        stream = open_text(path, block_chars=block)
+        assert "".join(stream.blocks) == decode_text(data)
+    assert read(path).text == decode_text(data)

@@ -176,3 +176,34 @@ def test_renamed_folder_reindexes_cleanly(index, corpus, tmp_path):
     remove(index, str(corpus))
     assert len(index.catalog.documents()) == 6
     state(index)
+
+
+def test_a_large_text_file_is_streamed_not_held_whole(index, tmp_path):
+    import random
+    import tracemalloc
+
+    rng = random.Random(7)
+    words = "river archive ledger signal harbour winter copper lantern orchard meadow".split()
+    big = tmp_path / "big" / "log.txt"
+    big.parent.mkdir()
+    with big.open("w") as f:
+        while f.tell() < 8_000_000:
+            f.write(" ".join(rng.choice(words) for _ in range(12)) + ".\n")
+    warm = tmp_path / "warm.txt"  # loads the tokenizer and Chroma before measuring
+    warm.write_text("A small file to warm up. " * 50)
+    ingest(index, [warm])
+    tracemalloc.start()
+    try:
+        report = ingest(index, [big.parent])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.added == ["log.txt"] and report.chunks > 5000, report
+    # held whole, its text alone would be 8 MB of Python allocations
+    assert peak < 0.75 * big.stat().st_size, f"peak Python allocations {peak / 1e6:.1f} MB for an 8 MB file"
+    text = read(big).text
+    chunks = sorted((c for c in index.catalog.chunks() if c.text in text), key=lambda c: c.n)
+    assert len(chunks) == report.chunks
+    assert all(text[c.start:c.end] == c.text for c in chunks[:: len(chunks) // 50])
+    assert chunks[-1].end == len(text.rstrip())
+    state(index)
