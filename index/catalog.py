@@ -66,6 +66,10 @@ class Document:
     chunks: int
     indexed_at: float
 
+    def chunk_prefix(self) -> str:
+        """Every chunk id of this version of the document starts with this (id and content hash)."""
+        return f"{self.doc_id}-{self.hash[:12]}-"
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -189,6 +193,9 @@ class Catalog:
         if doc_id is None:
             return {row[0] for row in self.db.execute("SELECT chunk_id FROM chunks")}
         return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,))}
+
+    def count_chunks(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
     def chunks(self, chunk_ids: list[str] | None = None) -> list[Chunk]:
         """Chunks by id (in the given order, unknown ids dropped), or all chunks."""

@@ -307,7 +307,7 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
 
     def chunks() -> Iterator[Chunk]:
         for n, (span, text, page) in enumerate(spans):
-            yield Chunk(chunk_id=f"{doc_id}-{digest[:12]}-{n}", doc_id=doc_id, n=n,
+            yield Chunk(chunk_id=f"{doc.chunk_prefix()}{n}", doc_id=doc_id, n=n,
                         start=span.start, end=span.end, page=page, text=text)
         if _sha256(path) != digest:
             raise ReadError("file changed while being read; run ingest again")
@@ -351,7 +351,8 @@ class _Writer:
         for p in self.whole:
             old_ids = index.catalog.chunk_ids(p.old.doc_id) if p.old else set()
             index.catalog.commit_document(p.doc)
-            stale = old_ids - index.catalog.chunk_ids(p.doc.doc_id)
+            new_prefix = p.doc.chunk_prefix()
+            stale = [i for i in old_ids if not i.startswith(new_prefix)]
             if stale:
                 index.store.delete(sorted(stale))
             (self.report.updated if p.old else self.report.added).append(p.doc.source)
@@ -383,6 +384,9 @@ def _remove(index: Index, doc: Document) -> None:
 def _delete_orphans(index: Index) -> None:
     """Delete staged chunks and vectors the catalog does not list (left by an interrupted run)."""
     index.catalog.drop_staged()
+    # Every listed chunk's vector is written before it is listed, so equal counts mean no orphans.
+    if index.store.count() == index.catalog.count_chunks():
+        return
     orphans = index.store.ids() - index.catalog.chunk_ids()
     if orphans:
         index.store.delete(sorted(orphans))

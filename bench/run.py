@@ -1,0 +1,572 @@
+"""Benchmarks: ingestion, re-sync, retrieval, answers, memory; one command, results as JSON + Markdown.
+
+    scripts/bench                 # everything (about 25 minutes on 2 cores)
+    scripts/bench ingest answers  # some parts only
+
+Corpora are generated here (deterministic pseudo-English with a Zipf vocabulary),
+so the benchmark needs nothing from the network. Each measurement that reports
+memory runs in its own process (peak RSS of that process). Results go to
+``bench/results.json``; the README's "Benchmarks" table is copied from the
+Markdown this prints. Nothing here asserts a time: benchmarks measure, tests assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "doc-assistant" / "bench"))
+GENERATOR_VERSION = 1
+FILE_WORDS = 1500  # about 10 chunks of 200 tokens per generated file
+SIZES = {"small": 100, "large": 1000, "synthetic": 100_000}  # files, files, chunks
+PARTS = ("ingest", "workers", "resync", "retrieval", "answers", "baseline", "bigfile")
+
+
+# --------------------------------------------------------------------------- corpus
+def _vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
+    seed_words = sorted({w.strip(".,;:()\"'“”’").lower()
+                         for w in (ROOT / "seeds" / "mss-joins-wechat.txt").read_text().split()} - {""})
+    syllables = "ka lo mi ne ru sa te vo di an el or un is ber gan tor mel pri sto".split()
+    made = {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(30000)}
+    words = seed_words + sorted(made - set(seed_words))
+    rng.shuffle(words)
+    cumulative, total = [], 0.0
+    for rank in range(1, len(words) + 1):
+        total += 1.0 / rank
+        cumulative.append(total)
+    return words, cumulative
+
+
+class Writer:
+    """Deterministic pseudo-English: sentences of Zipf-distributed words, in paragraphs."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = random.Random(seed)
+        self.words, self.weights = _vocabulary(self.rng)
+
+    def sentence(self) -> str:
+        words = self.rng.choices(self.words, cum_weights=self.weights, k=self.rng.randint(6, 24))
+        return " ".join(words).capitalize() + "."
+
+    def text(self, words: int) -> str:
+        out, count = [], 0
+        while count < words:
+            para = [self.sentence() for _ in range(self.rng.randint(3, 7))]
+            count += sum(len(s.split()) for s in para)
+            out.append(" ".join(para))
+        return "\n\n".join(out)
+
+    def query(self) -> str:
+        return " ".join(self.rng.choices(self.words[:3000], k=self.rng.randint(3, 6))) + "?"
+
+
+def make_corpus(folder: Path, files: int, seed: int = 0) -> Path:
+    """``files`` text files of about 10 chunks each (generated once, then reused)."""
+    done = folder.with_name(folder.name + ".complete")
+    if done.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    writer = Writer(seed)
+    for i in range(files):
+        (folder / f"doc-{i:05d}.txt").write_text(f"# Report {i}\n\n{writer.text(FILE_WORDS)}\n")
+    done.touch()
+    return folder
+
+
+# --------------------------------------------------------------------------- helpers
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]  # noqa: E731
+    return {"p50_ms": round(pick(0.5) * 1000, 1), "p95_ms": round(pick(0.95) * 1000, 1), "n": len(samples)}
+
+
+def _child(part: str, **kwargs) -> dict:
+    """Run one measurement in a fresh process; returns what it printed as JSON."""
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    limit = kwargs.pop("as_limit", None)
+    cmd = [sys.executable, __file__, "--child", part, json.dumps(kwargs, default=str)]
+    if limit:
+        cmd = ["prlimit", f"--as={limit}", *cmd]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return {"error": f"exit {out.returncode}: {out.stderr.strip()[-3000:]}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _index(index_dir: str, workers: int = 1, runtime: str = "onnx", embedder=None):
+    from index.embedder import make_embedder
+    from index.sync import Index
+
+    return Index(Path(index_dir), embedder or make_embedder(runtime, workers=workers),
+                 max_file_bytes=None)
+
+
+# --------------------------------------------------------------------------- children
+def child_ingest(corpus: str, index: str, workers: int = 1, runtime: str = "onnx",
+                 raw_sample: int = 0, torch_sample: int = 0) -> dict:
+    """Ingest a corpus into a new index; then the embedder alone on the same chunk texts."""
+    from index.embedder import make_embedder
+    from index.sync import ingest
+
+    idx = _index(index, workers, runtime)
+    report = ingest(idx, [Path(corpus)])
+    peak = _peak_rss_mb()
+    out = {"files": len(report.added), "chunks": report.chunks, "seconds": round(report.seconds, 2),
+           "chunks_per_s": round(report.chunks / report.seconds, 1), "peak_rss_mb": round(peak)}
+    texts = [c.text for c in idx.catalog.chunks()]
+    if raw_sample:
+        sample = texts[:raw_sample]
+        raw = make_embedder(runtime)
+        raw.embed(sample[:4])
+        started = time.perf_counter()
+        raw.embed(sample)
+        out["raw_per_s"] = round(len(sample) / (time.perf_counter() - started), 1)
+        out["raw_sample"] = len(sample)
+        out["overhead"] = round(1 - out["chunks_per_s"] / out["raw_per_s"], 3)
+    if torch_sample:
+        sample = texts[:torch_sample]
+        raw = make_embedder("torch")
+        raw.embed(sample[:4])
+        started = time.perf_counter()
+        raw.embed(sample)
+        out["torch_raw_per_s"] = round(len(sample) / (time.perf_counter() - started), 1)
+    from index.chunking import count_tokens
+
+    tokens = count_tokens(texts[:500])
+    out["mean_chunk_tokens"] = round(sum(tokens) / len(tokens))
+    return out
+
+
+def child_resync(corpus: str, index: str) -> dict:
+    """A user re-running ingest: nothing changed, then one file changed, then one removed."""
+    from index.sync import ingest, remove
+
+    idx = _index(index)
+    report = ingest(idx, [Path(corpus)])
+    out = {"unchanged_s": round(report.seconds, 3), "unchanged_files": len(report.unchanged),
+           "model_loaded": idx.embedder.loaded}
+    victim = sorted(Path(corpus).glob("*.txt"))[0]
+    original = victim.read_text()
+    victim.write_text(original + "\n\nOne more paragraph, written for the benchmark.\n")
+    try:
+        report = ingest(idx, [Path(corpus)])
+        out["one_changed_s"] = round(report.seconds, 3)
+        out["one_changed_updated"] = len(report.updated)
+    finally:
+        victim.write_text(original)
+    started = time.perf_counter()
+    removed = remove(idx, str(victim))
+    out["remove_one_s"] = round(time.perf_counter() - started, 3)
+    out["removed"] = len(removed)
+    ingest(idx, [Path(corpus)])  # put it back for the next part
+    return out
+
+
+def child_retrieval(index: str, queries: list[str]) -> dict:
+    """Hybrid search latency (k=4), and each side alone, after the BM25 index is built."""
+    from assistant.retrieval import Retriever
+
+    idx = _index(index)
+    retriever = Retriever(idx)
+    started = time.perf_counter()
+    retriever.bm25()
+    bm25_build = time.perf_counter() - started
+    retriever.search(queries[0], 4)  # loads the embedder
+    hybrid, dense, sparse, embed = [], [], [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        retriever.search(q, 4)
+        t1 = time.perf_counter()
+        vector = idx.embedder.embed([q])[0]
+        t2 = time.perf_counter()
+        idx.store.query(vector, 10)
+        t3 = time.perf_counter()
+        retriever.bm25().search(q, 10)
+        t4 = time.perf_counter()
+        hybrid.append(t1 - t0)
+        embed.append(t2 - t1)
+        dense.append(t3 - t2)
+        sparse.append(t4 - t3)
+    return {"chunks": len(idx.catalog.chunk_ids()), "bm25_build_s": round(bm25_build, 2),
+            "hybrid": _percentiles(hybrid), "query_embedding": _percentiles(embed),
+            "chroma": _percentiles(dense), "bm25": _percentiles(sparse), "peak_rss_mb": round(_peak_rss_mb())}
+
+
+def child_synthetic(index: str, chunks: int) -> dict:
+    """An index of ``chunks`` generated passages with random unit vectors (no embedding)."""
+    import numpy as np
+
+    from index.catalog import Chunk, Document
+
+    idx = _index(index)
+    idx.catalog.set_meta("settings", idx.settings())
+    writer, rng = Writer(1), np.random.default_rng(1)
+    per_doc, started = 100, time.perf_counter()
+    for d in range(chunks // per_doc):
+        doc_id = f"synthetic{d:06d}"
+        texts = [writer.text(120) for _ in range(per_doc)]
+        batch, offset = [], 0
+        for n, text in enumerate(texts):
+            batch.append(Chunk(f"{doc_id}-0-{n}", doc_id, n, offset, offset + len(text), None, text))
+            offset += len(text) + 2
+        vectors = rng.standard_normal((per_doc, idx.embedder.dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        idx.store.upsert([c.chunk_id for c in batch], vectors.tolist(), [doc_id] * per_doc)
+        idx.catalog.stage_chunks(batch)
+        idx.catalog.commit_document(Document(doc_id, f"/synthetic/{doc_id}.txt", f"{doc_id}.txt", None,
+                                             doc_id, offset, 0.0, per_doc, time.time()))
+    return {"chunks": chunks, "build_s": round(time.perf_counter() - started, 1)}
+
+
+def child_answers(index: str, threads: int = 0) -> dict:
+    """Time to first token and tokens/s with the bundled LLM over seeds/; extractive latency."""
+    from assistant import Assistant, Settings
+    from assistant.evaluation import load_qa
+
+    bot = Assistant(Settings.from_env(index_dir=index, threads=threads))
+    bot.ingest([ROOT / "seeds"])
+    questions = [q.q for q in load_qa(ROOT / "eval" / "seeds.jsonl") if not q.unanswerable]
+    bot.ask(questions[0])  # loads both models
+
+    def timed(question, history=None):
+        started, first, pieces, last = time.perf_counter(), None, 0, None
+        answer = None
+        for item in bot.stream(question, history=history):
+            now = time.perf_counter()
+            if isinstance(item, str):
+                first = first or now
+                last, pieces = now, pieces + 1
+            else:
+                answer = item
+        total = time.perf_counter() - started
+        return {"ttft": (first - started) if first else None, "total": total, "pieces": pieces,
+                "rate": (pieces - 1) / (last - first) if first and last > first else None,
+                "abstained": answer.abstained}
+
+    single = [timed(q) for q in questions]
+    follow = []
+    for q in questions[:4]:
+        first = bot.ask(q)
+        history = [{"role": "user", "content": q}, {"role": "assistant", "content": first.answer}]
+        follow.append(timed("And when did that happen?", history))
+    extractive = []
+    for q in questions:
+        started = time.perf_counter()
+        bot.ask(q, mode="extractive")
+        extractive.append(time.perf_counter() - started)
+    # raw generation speed, a fixed long prompt and 128 tokens
+    llm = bot.llm
+    prompt = [{"role": "user", "content": (ROOT / "seeds" / "mss-joins-wechat.txt").read_text()[:2000]
+               + "\n\nSummarise this article."}]
+    started, first, n = time.perf_counter(), None, 0
+    for _ in llm.stream(prompt, 128):
+        first = first or time.perf_counter()
+        n += 1
+    gen_rate = (n - 1) / (time.perf_counter() - first)
+
+    def summary(rows):
+        ttft = [r["ttft"] for r in rows if r["ttft"] is not None]
+        rates = [r["rate"] for r in rows if r["rate"]]
+        return {"questions": len(rows), "streamed": len(ttft),
+                "ttft": _percentiles(ttft) if ttft else None,
+                "total": _percentiles([r["total"] for r in rows]),
+                "tokens_per_s": round(statistics.median(rates), 1) if rates else None}
+
+    return {"single_turn": summary(single), "follow_up": summary(follow),
+            "extractive": _percentiles(extractive), "generation_tokens_per_s": round(gen_rate, 1),
+            "long_prompt_ttft_ms": round((first - started) * 1000), "backend": bot.backend}
+
+
+def child_baseline(corpus: str, index: str, queries: list[str]) -> dict:
+    """A plain llama-index pipeline on the same corpus with the same embedder (defaults otherwise)."""
+    from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from assistant.baseline import _wrap_embedder
+    from index.embedder import make_embedder
+    from index.store import _our_embeddings, open_client
+
+    embedder = make_embedder()
+    embedder.embed(["warm up"])
+    started = time.perf_counter()
+    # exclude_hidden=False: the corpus lives under ~/.cache, which the default would skip whole
+    documents = SimpleDirectoryReader(corpus, recursive=True, exclude_hidden=False).load_data()
+    client = open_client(Path(index))
+    collection = client.get_or_create_collection("baseline", embedding_function=_our_embeddings(embedder))
+    storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
+    li = VectorStoreIndex.from_documents(documents, storage_context=storage,
+                                         embed_model=_wrap_embedder(embedder),
+                                         transformations=[SentenceSplitter()])
+    seconds = time.perf_counter() - started
+    retriever = li.as_retriever(similarity_top_k=4)
+    retriever.retrieve(queries[0])
+    latencies = []
+    for q in queries:
+        t0 = time.perf_counter()
+        retriever.retrieve(q)
+        latencies.append(time.perf_counter() - t0)
+    return {"seconds": round(seconds, 2), "nodes": collection.count(),
+            "retrieval": _percentiles(latencies), "peak_rss_mb": round(_peak_rss_mb())}
+
+
+def child_bigfile(path: str, index: str) -> dict:
+    """Ingest one large text file (plumbing embedder: this measures memory, not the model)."""
+    from index.embedder import HashEmbedder
+    from index.sync import ingest
+
+    idx = _index(index, embedder=HashEmbedder(dim=16))
+    report = ingest(idx, [Path(path)])
+    status = Path("/proc/self/status").read_text()
+    vm_peak = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmPeak")), 0)
+    return {"added": len(report.added), "failed": report.failed, "chunks": report.chunks,
+            "seconds": round(report.seconds, 1), "peak_rss_mb": round(_peak_rss_mb()),
+            "vm_peak_mb": round(vm_peak / 1024)}
+
+
+CHILDREN = {"ingest": child_ingest, "resync": child_resync, "retrieval": child_retrieval,
+            "synthetic": child_synthetic, "answers": child_answers, "baseline": child_baseline,
+            "bigfile": child_bigfile}
+
+
+# --------------------------------------------------------------------------- parts
+def _corpus(size: str) -> Path:
+    files = SIZES[size]
+    return make_corpus(CACHE / f"corpus-{files}-files-v{GENERATOR_VERSION}", files)
+
+
+def part_ingest(work: Path, runs: int) -> dict:
+    small = _corpus("small")
+    large = _corpus("large")
+    out = {"1k": [], "10k": None}
+    for i in range(runs):
+        shutil.rmtree(work / "idx-1k", ignore_errors=True)
+        out["1k"].append(_child("ingest", corpus=small, index=work / "idx-1k", raw_sample=1000,
+                                torch_sample=300 if i == 0 else 0))
+        print("  1k run", i + 1, out["1k"][-1], file=sys.stderr)
+    out["10k"] = _child("ingest", corpus=large, index=work / "idx-10k", raw_sample=2000)
+    print("  10k", out["10k"], file=sys.stderr)
+    return out
+
+
+def part_workers(work: Path) -> dict:
+    small = _corpus("small")
+    out = {}
+    for workers in (1, 2):
+        shutil.rmtree(work / "idx-w", ignore_errors=True)
+        out[str(workers)] = _child("ingest", corpus=small, index=work / "idx-w", workers=workers)
+        print("  workers", workers, out[str(workers)], file=sys.stderr)
+    return out
+
+
+def _ensure_10k(work: Path) -> Path:
+    large = _corpus("large")
+    if not (work / "idx-10k" / "catalog.sqlite3").exists():
+        _child("ingest", corpus=large, index=work / "idx-10k")
+    return large
+
+
+def part_resync(work: Path) -> dict:
+    large = _ensure_10k(work)
+    return _child("resync", corpus=large, index=work / "idx-10k")
+
+
+def part_retrieval(work: Path, queries: list[str]) -> dict:
+    _ensure_10k(work)
+    out = {"10k": _child("retrieval", index=work / "idx-10k", queries=queries)}
+    print("  10k", out["10k"], file=sys.stderr)
+    synthetic = CACHE / f"synthetic-{SIZES['synthetic']}-v{GENERATOR_VERSION}"
+    if not (synthetic / ".complete").exists():
+        shutil.rmtree(synthetic, ignore_errors=True)
+        out["100k_build"] = _child("synthetic", index=synthetic, chunks=SIZES["synthetic"])
+        if "error" not in out["100k_build"]:
+            (synthetic / ".complete").touch()
+    out["100k"] = _child("retrieval", index=synthetic, queries=queries)
+    print("  100k", out["100k"], file=sys.stderr)
+    return out
+
+
+def part_baseline(work: Path, queries: list[str]) -> dict:
+    small = _corpus("small")
+    shutil.rmtree(work / "idx-base", ignore_errors=True)
+    shutil.rmtree(work / "idx-ours", ignore_errors=True)
+    base = _child("baseline", corpus=small, index=work / "idx-base", queries=queries)
+    ours = _child("ingest", corpus=small, index=work / "idx-ours")
+    ours_retrieval = _child("retrieval", index=work / "idx-ours", queries=queries)
+    out = {"baseline": base, "ours_seconds": ours.get("seconds"), "ours_retrieval": ours_retrieval.get("hybrid")}
+    if "error" not in base and "error" not in ours:
+        out["ingest_time_ratio"] = round(ours["seconds"] / base["seconds"], 2)
+    return out
+
+
+def part_bigfile(work: Path, megabytes: int) -> dict:
+    path = work / "big" / "big.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = Writer(2)
+    with path.open("w") as f:
+        while f.tell() < megabytes * 1_000_000:
+            f.write(writer.text(2000) + "\n\n")
+    small = work / "small" / "small.txt"
+    small.parent.mkdir(parents=True, exist_ok=True)
+    small.write_text(writer.text(20000))
+    # the address space an ingest of a small file needs, then a cap well under the big file's size
+    probe = _child("bigfile", path=small, index=work / "idx-probe")
+    if "error" in probe:
+        return {"probe": probe}
+    cap_mb = probe["vm_peak_mb"] + max(100, megabytes * 3 // 4)
+    result = _child("bigfile", path=path, index=work / "idx-big", as_limit=cap_mb * 1024 * 1024)
+    size = path.stat().st_size
+    path.unlink()
+    return {"file_mb": round(size / 1e6), "cap_mb": cap_mb, "small_file": probe, "big_file": result}
+
+
+# --------------------------------------------------------------------------- report
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem, 1), "python": platform.python_version()}
+
+
+def markdown(results: dict) -> str:
+    rows = []
+    add = lambda what, value: rows.append(f"| {what} | {value} |")  # noqa: E731
+    ing = results.get("ingest")
+    if ing:
+        runs = [r for r in ing["1k"] if "error" not in r]
+        if runs:
+            med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+            add(f"Ingest ~1k chunks ({runs[0]['chunks']} chunks, {runs[0]['mean_chunk_tokens']} tokens each), "
+                f"median of {len(runs)}", f"{med('chunks_per_s'):.1f} chunks/s; embedder alone "
+                f"{med('raw_per_s'):.1f}/s (overhead {med('overhead'):.0%}); peak {med('peak_rss_mb'):.0f} MB")
+            if runs[0].get("torch_raw_per_s"):
+                add("Embedder alone, torch fp32 (sentence-transformers) vs ONNX int8",
+                    f"{runs[0]['torch_raw_per_s']:.1f}/s vs {runs[0]['raw_per_s']:.1f}/s")
+        big = ing["10k"]
+        if big and "error" not in big:
+            add(f"Ingest ~10k chunks ({big['chunks']} chunks), 1 run",
+                f"{big['chunks_per_s']:.1f} chunks/s; embedder alone {big['raw_per_s']:.1f}/s "
+                f"(overhead {big['overhead']:.0%}); peak {big['peak_rss_mb']} MB")
+    w = results.get("workers")
+    if w and all("error" not in v for v in w.values()):
+        add("Ingest ~1k chunks, 1 vs 2 embedding processes",
+            f"{w['1']['chunks_per_s']:.1f} vs {w['2']['chunks_per_s']:.1f} chunks/s")
+    r = results.get("resync")
+    if r and "error" not in r:
+        add(f"Re-sync, 10k corpus unchanged ({r['unchanged_files']} files)",
+            f"{r['unchanged_s']:.2f} s (model loaded: {'yes' if r['model_loaded'] else 'no'})")
+        add("Re-sync, one file changed", f"{r['one_changed_s']:.2f} s")
+        add("Remove one document", f"{r['remove_one_s'] * 1000:.0f} ms")
+    ret = results.get("retrieval")
+    if ret:
+        for size in ("10k", "100k"):
+            x = ret.get(size)
+            if x and "error" not in x:
+                add(f"Retrieval at {size} chunks, hybrid k=4 (p50 / p95)",
+                    f"{x['hybrid']['p50_ms']} / {x['hybrid']['p95_ms']} ms (query embedding "
+                    f"{x['query_embedding']['p50_ms']}, Chroma {x['chroma']['p50_ms']}, BM25 "
+                    f"{x['bm25']['p50_ms']} / {x['bm25']['p95_ms']} ms; BM25 index built in {x['bm25_build_s']} s)")
+    a = results.get("answers")
+    if a and "error" not in a:
+        s, f = a["single_turn"], a["follow_up"]
+        if s["ttft"]:
+            add(f"Time to first token, single-turn seed questions ({s['streamed']} of {s['questions']} "
+                "reached the LLM)", f"p50 {s['ttft']['p50_ms']:.0f} ms, p95 {s['ttft']['p95_ms']:.0f} ms")
+        if f["ttft"]:
+            add("Time to first token, follow-ups (adds the rewrite)",
+                f"p50 {f['ttft']['p50_ms']:.0f} ms, p95 {f['ttft']['p95_ms']:.0f} ms")
+        add("Generation speed, bundled SmolLM2-135M", f"{a['generation_tokens_per_s']} tokens/s")
+        add("Extractive answer (no LLM), p50 / p95",
+            f"{a['extractive']['p50_ms']:.0f} / {a['extractive']['p95_ms']:.0f} ms")
+    b = results.get("baseline")
+    if b and "error" not in b.get("baseline", {"error": 1}) and b.get("ingest_time_ratio"):
+        add("Plain llama-index pipeline, same 1k corpus and embedder",
+            f"ingest {b['baseline']['seconds']} s vs ours {b['ours_seconds']} s; retrieval p50 "
+            f"{b['baseline']['retrieval']['p50_ms']} ms (dense only) vs ours {b['ours_retrieval']['p50_ms']} ms (hybrid)")
+    g = results.get("bigfile")
+    if g and g.get("big_file") and "error" not in g["big_file"]:
+        add(f"{g['file_mb']} MB text file under `prlimit --as={g['cap_mb']}M` (plumbing embedder)",
+            f"{g['big_file']['chunks']} chunks in {g['big_file']['seconds']} s; peak RSS "
+            f"{g['big_file']['peak_rss_mb']} MB (a {g['small_file']['chunks']}-chunk file: "
+            f"{g['small_file']['peak_rss_mb']} MB)")
+    m = results["machine"]
+    head = (f"Machine: {m['cpus']} cores ({m['cpu']}), {m['memory_gib']} GiB, no GPU, Python {m['python']}.\n\n"
+            "| measurement | result |\n| --- | --- |")
+    return "\n".join([head, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("parts", nargs="*", help=f"parts to run: {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the 1k ingest")
+    parser.add_argument("--big-mb", type=int, default=200, help="size of the large text file")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
+    parser.add_argument("--small", action="store_true",
+                        help="tiny corpora, to check the benchmark runs (numbers meaningless)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(CHILDREN[args.child[0]](**json.loads(args.child[1]))))
+        return 0
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if args.small:
+        SIZES.update(small=10, large=30, synthetic=5_000)
+        args.big_mb, args.runs = min(args.big_mb, 10), 1
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parts = args.parts or list(PARTS)
+    out = args.out if not args.small or args.out != RESULTS else CACHE / "results-small.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results["machine"] = machine()
+    writer = Writer(3)
+    queries = [writer.query() for _ in range(60)]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        for part in parts:
+            print(f"bench: {part}", file=sys.stderr)
+            started = time.perf_counter()
+            if part == "ingest":
+                results[part] = part_ingest(work, args.runs)
+            elif part == "workers":
+                results[part] = part_workers(work)
+            elif part == "resync":
+                results[part] = part_resync(work)
+            elif part == "retrieval":
+                results[part] = part_retrieval(work, queries)
+            elif part == "answers":
+                results[part] = _child("answers", index=work / "idx-seeds")
+            elif part == "baseline":
+                results[part] = part_baseline(work, queries)
+            elif part == "bigfile":
+                results[part] = part_bigfile(work, args.big_mb)
+            print(f"bench: {part} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
