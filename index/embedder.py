@@ -3,8 +3,8 @@
 Two runtimes read the same bundled weights, never a model hub:
 
 - ``OnnxEmbedder`` (the default): the model exported once to ONNX, its matrix
-  multiplications quantised to int8 (per channel), run by ONNX Runtime. About 1.8x
-  the torch throughput on 2 cores; cosine to the torch vectors 0.99+ (README,
+  multiplications quantised to int8 (per channel), run by ONNX Runtime. About 1.5-2x
+  the torch throughput on 2 cores; cosine to the torch vectors 0.99 on average (README,
   "Benchmarks"). The export runs locally from the bundled weights the first time it
   is needed (the install command does it) and is cached.
 - ``Embedder``: the same model through sentence-transformers and torch.
