@@ -3,8 +3,9 @@
 The catalog is the index's source of truth. A document's new chunks are first
 written, batch by batch, to a staging table queries never read (`stage_chunks`);
 they become visible in one SQLite transaction (`commit_document`), after all their
-vectors are in Chroma. Staged rows a crashed run left are dropped by the next one; any vector Chroma holds that the catalog does not list is an orphan
-from an interrupted run, never returned and removed by the next ingest.
+vectors are in Chroma. Staged rows a crashed run left are dropped by the next one;
+any vector Chroma holds that the catalog does not list is an orphan from an
+interrupted run, never returned and removed by the next ingest.
 """
 
 from __future__ import annotations

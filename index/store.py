@@ -120,10 +120,18 @@ class VectorStore:
             offset += page
 
     def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
-        """Stored vectors by id (ids not in the store are left out)."""
+        """Stored vectors by id; ids the store cannot give back are left out (callers embed them).
+
+        A persistent client does not see what another process (a CLI ingest beside
+        the server) wrote after it opened the files, and Chroma then fails the whole
+        lookup ("Error finding id"); the caller's fallback gives the same numbers.
+        """
         if not ids:
             return {}
-        got = self.collection.get(ids=list(ids), include=["embeddings"])
+        try:
+            got = self.collection.get(ids=list(ids), include=["embeddings"])
+        except Exception:  # chromadb.errors.InternalError; see above
+            return {}
         return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
 
     def count(self) -> int:
