@@ -1,6 +1,6 @@
 """Benchmarks: ingestion, re-sync, retrieval, answers, memory; one command, results as JSON + Markdown.
 
-    scripts/bench                 # everything (about 25 minutes on 2 cores)
+    scripts/bench                 # everything (about 15 minutes on 2 cores)
     scripts/bench ingest answers  # some parts only
 
 Corpora are generated here (deterministic pseudo-English with a Zipf vocabulary),
