@@ -130,6 +130,8 @@ class Assistant:
         question = question or ""
         if not question.strip():
             raise ValueError("the question is empty")
+        # never answer from vectors another embedder made (raises SettingsMismatch, saying how to rebuild)
+        self.index.check_settings()
         k = k or self.settings.k
         mode = mode or self.settings.mode
         if mode == "generate" and self.llm is None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from assistant.answer import Answer
 from assistant.api import Assistant
 from index.readers import SUPPORTED_SUFFIXES
+from index.sync import IndexProblem
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 CSS = """
@@ -310,7 +311,7 @@ def build_ui(app: App):
                     shown[-1] = {"role": "assistant", "content": text}
                     panel = render_sources(answer, notice) if answer else gr.update()
                     yield shown, panel, ""
-            except ValueError as exc:
+            except (ValueError, IndexProblem) as exc:
                 shown[-1] = {"role": "assistant", "content": f"Error: {exc}"}
                 yield shown, gr.update(), ""
 

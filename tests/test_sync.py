@@ -207,3 +207,17 @@ def test_a_large_text_file_is_streamed_not_held_whole(index, tmp_path):
     assert all(text[c.start:c.end] == c.text for c in chunks[:: len(chunks) // 50])
     assert chunks[-1].end == len(text.rstrip())
     state(index)
+
+
+def test_asking_an_index_built_by_another_embedder_is_refused(tmp_path, corpus):
+    from assistant import Assistant, Settings
+    from index.embedder import HashEmbedder
+
+    settings = Settings.from_env(index_dir=tmp_path / "idx", backend="none")
+    Assistant(settings, embedder=HashEmbedder(dim=64)).ingest([corpus])
+    assert Assistant(settings, embedder=HashEmbedder(dim=64)).ask("What is Ghent?").citations
+    other = Assistant(settings, embedder=HashEmbedder(dim=32))
+    with pytest.raises(SettingsMismatch, match="--rebuild"):
+        other.ask("What is Ghent?")
+    other.ingest([corpus], rebuild=True)
+    assert other.ask("What is Ghent?").citations
