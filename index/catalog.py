@@ -29,17 +29,12 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER NOT NULL,
     indexed_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS chunks (
-    chunk_id TEXT PRIMARY KEY,
-    doc_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    page INTEGER,
-    text TEXT NOT NULL
-);
+CREATE TABLE IF NOT EXISTS chunks {chunk_columns};
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-CREATE TABLE IF NOT EXISTS staged_chunks (
+-- a document's chunks while it is being indexed; moved into chunks when it is whole
+CREATE TABLE IF NOT EXISTS staged_chunks {chunk_columns};
+CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
+""".format(chunk_columns="""(
     chunk_id TEXT PRIMARY KEY,
     doc_id TEXT NOT NULL,
     n INTEGER NOT NULL,
@@ -47,9 +42,7 @@ CREATE TABLE IF NOT EXISTS staged_chunks (
     "end" INTEGER NOT NULL,
     page INTEGER,
     text TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
-"""
+)""")
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
 
 
@@ -200,7 +193,7 @@ class Catalog:
 
     def chunks(self, chunk_ids: list[str] | None = None) -> list[Chunk]:
         """Chunks by id (in the given order, unknown ids dropped), or all chunks."""
-        sql = 'SELECT chunk_id, doc_id, n, start, "end", page, text FROM chunks'
+        sql = f"SELECT {_COLUMNS} FROM chunks"
         if chunk_ids is None:
             return [Chunk(*row) for row in self.db.execute(sql + " ORDER BY doc_id, n")]
         found: dict[str, Chunk] = {}

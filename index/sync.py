@@ -287,10 +287,6 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
         report.unchanged.append(item.source)
         return None
     doc_id = doc_id_for(str(path))
-    doc = Document(
-        doc_id=doc_id, path=str(path), source=item.source, title=path.name, hash=digest,
-        size=stat.st_size, mtime=stat.st_mtime, chunks=0, indexed_at=time.time(),
-    )
     settings = index.chunking
     if path.suffix.lower() in STREAMED_SUFFIXES:
         stream = open_text(path)
@@ -304,6 +300,10 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
                          fits=index.embedder.fits, breaks=extracted.page_starts)
         spans = ((s, extracted.text[s.start : s.end], extracted.page_at(s.start)) for s in cut)
         title = extracted.title
+    doc = Document(
+        doc_id=doc_id, path=str(path), source=item.source, title=title or path.name, hash=digest,
+        size=stat.st_size, mtime=stat.st_mtime, chunks=0, indexed_at=time.time(),
+    )
 
     def chunks() -> Iterator[Chunk]:
         for n, (span, text, page) in enumerate(spans):
@@ -312,7 +312,7 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
         if _sha256(path) != digest:
             raise ReadError("file changed while being read; run ingest again")
 
-    return _Prepared(replace(doc, title=title or path.name), chunks(), old)
+    return _Prepared(doc, chunks(), old)
 
 
 class _Writer:
