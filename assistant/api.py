@@ -25,7 +25,7 @@ from assistant.answer import (
     make_citations,
     question_terms,
 )
-from assistant.config import Settings
+from assistant.config import MODES, Settings
 from assistant.models import LLM, make_embedder, make_llm
 from assistant.retrieval import Retriever, terms
 from index.catalog import Document
@@ -134,10 +134,11 @@ class Assistant:
         self.index.check_settings()
         k = k or self.settings.k
         mode = mode or self.settings.mode
-        if mode == "generate" and self.llm is None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if self.llm is None:
             mode = "extractive"
         doc_ids = self.doc_ids(docs)
-        backend = self.backend if mode == "generate" else "extractive"
         rewritten = self.rewrite(question, history) if history else None
         query = (rewritten or question)[:MAX_QUESTION_CHARS]
 
@@ -145,7 +146,9 @@ class Assistant:
         sources = {i: (d.source, d.title) for i, d in docs_by_id.items()}
         titles = {i: d.title or d.source for i, d in docs_by_id.items()}
 
-        def final(text, abstained, hits=(), ev=None, used_mode=mode):
+        def final(text, abstained, hits=(), ev=None, used_mode=None, asked_llm=mode == "generate"):
+            used_mode = used_mode or ("generate" if mode == "generate" else "extractive")
+            backend = self.backend if asked_llm else "extractive"
             cites = make_citations(list(hits), text, cited_numbers(text), ev, sources)
             return Answer(question, text, abstained, used_mode, backend, cites, rewritten)
 
@@ -157,17 +160,18 @@ class Assistant:
         if not hits or not ev.answerable or (mode == "extractive" and not ev.strong):
             yield final(ABSTAIN_TEXT, True, hits, ev)
             return
-        if mode == "extractive":
+        if mode == "extractive" or (mode == "auto" and ev.strong):
+            # a passage states the answer plainly: quote it rather than have a small model paraphrase
             text = extractive_text(ev)
             yield text
-            yield final(text, False, hits, ev)
+            yield final(text, False, hits, ev, "extractive", asked_llm=False)
             return
         raw = ""
         for piece in self.llm.stream(build_messages(query, hits), self.settings.max_answer_tokens):
             raw += piece
             yield piece
         text, abstained, fell_back = finalize(query, raw, hits, ev, titles)
-        yield final(text, abstained, hits, ev, "extractive" if fell_back else mode)
+        yield final(text, abstained, hits, ev, "extractive" if fell_back else "generate", asked_llm=True)
 
     def rewrite(self, question: str, history: list[dict]) -> str | None:
         """A standalone version of a follow-up question, or None when it stands alone."""
@@ -214,7 +218,8 @@ def ask(question: str, k: int | None = None, docs: list[str] | None = None,
         question: the question.
         k: passages to give the answerer (default 4).
         docs: restrict to these documents (sources as listed, or paths).
-        mode: ``generate`` (the LLM) or ``extractive`` (best sentences, no LLM).
+        mode: ``auto`` (quote the best sentences when the evidence is strong, else the
+            LLM), ``generate`` (the LLM) or ``extractive`` (best sentences, no LLM).
         **settings: any ``Settings`` field, e.g. ``index_dir``, ``backend``, ``llm_url``.
 
     Returns:

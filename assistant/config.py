@@ -8,7 +8,7 @@
 | ASSISTANT_LLM_URL | base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 | unset |
 | ASSISTANT_LLM_MODEL | model name to ask that server for | ``default`` |
 | ASSISTANT_LLM_API_KEY | API key for that server | unset |
-| ASSISTANT_MODE | ``generate`` or ``extractive`` | generate |
+| ASSISTANT_MODE | ``auto`` (quote strong evidence, else the LLM), ``generate`` (the LLM) or ``extractive`` (no LLM) | auto with the bundled model, generate with a server |
 | ASSISTANT_K | passages given to the answerer | 4 |
 | ASSISTANT_MAX_FILE_MB | larger HTML, PDF and DOCX files (read whole) and uploads are refused; text is streamed | 50 |
 | ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
@@ -25,7 +25,7 @@ from typing import Mapping
 
 BACKENDS = ("bundled", "openai", "none")
 RUNTIMES = ("onnx", "torch")  # index.embedder.RUNTIMES, without importing index at config time
-MODES = ("generate", "extractive")
+MODES = ("auto", "generate", "extractive")
 
 
 def default_index_dir() -> Path:
@@ -45,7 +45,7 @@ class Settings:
     llm_url: str | None = None
     llm_model: str = "default"
     llm_api_key: str | None = None
-    mode: str = "generate"
+    mode: str | None = None  # None: "generate" with a server LLM, else "auto"
     k: int = 4
     max_file_mb: float = 50.0
     threads: int = 0
@@ -56,6 +56,8 @@ class Settings:
     max_answer_tokens: int = 160
 
     def __post_init__(self):
+        if self.mode is None:
+            object.__setattr__(self, "mode", "generate" if self.backend == "openai" else "auto")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.mode not in MODES:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from assistant.answer import Answer
 from assistant.api import Assistant
+from assistant.config import MODES
 from index.readers import SUPPORTED_SUFFIXES
 from index.sync import IndexProblem
 
@@ -278,7 +279,7 @@ def build_ui(app: App):
                         clear = gr.Button("New conversation", elem_id="clear")
                     with gr.Accordion("Settings", open=False):
                         k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
-                        mode = gr.Radio(["generate", "extractive"], value=settings.mode,
+                        mode = gr.Radio(list(MODES), value=settings.mode,
                                         label="Answer mode")
                         backend = gr.Dropdown(app.backends(), value=settings.backend, label="Backend")
                         docs = gr.Dropdown(app.sources(), multiselect=True, value=[],

@@ -33,6 +33,7 @@ UNANSWERABLE = [
     "When did the ministry join Twitter?",
     "How many fishermen were rescued from the Titanic?",
 ]
+WEAKER = "What is Belgium known for?"  # evidence enough to answer (0.75), not to quote (0.85)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def bot(tmp_path_factory, embedder, bundled_llm):
     return assistant
 
 
-@pytest.mark.parametrize("mode", ["generate", "extractive"])
+@pytest.mark.parametrize("mode", ["auto", "generate", "extractive"])
 @pytest.mark.parametrize("question, source, fact", ANSWERABLE)
 def test_answerable_questions_cite_the_right_passage(bot, mode, question, source, fact):
     answer = bot.ask(question, mode=mode)
@@ -59,10 +60,10 @@ def test_answerable_questions_cite_the_right_passage(bot, mode, question, source
     assert any(fact.lower() in c.text.lower() for c in cited)
     for c in cited:
         assert c.highlights, "cited passages show what supports the answer"
-        assert any(fact.lower() in c.text[s:e].lower() for s, e in c.highlights) or mode == "generate"
+        assert any(fact.lower() in c.text[s:e].lower() for s, e in c.highlights) or answer.mode == "generate"
 
 
-@pytest.mark.parametrize("mode", ["generate", "extractive"])
+@pytest.mark.parametrize("mode", ["auto", "generate", "extractive"])
 @pytest.mark.parametrize("question", UNANSWERABLE)
 def test_off_topic_questions_abstain(bot, mode, question):
     answer = bot.ask(question, mode=mode)
@@ -83,8 +84,35 @@ def test_the_small_model_would_answer_france_from_memory(bot):
     assert "Paris" in unsupported_words(clean_markers(raw, len(hits)), hits, titles)
 
 
+class _CountingLLM:
+    """The bundled model, counting how often it is asked."""
+
+    def __init__(self, llm):
+        self.llm, self.name, self.calls = llm, llm.name, 0
+
+    def stream(self, messages, max_tokens):
+        self.calls += 1
+        yield from self.llm.stream(messages, max_tokens)
+
+
+def test_auto_mode_quotes_strong_evidence_and_asks_the_llm_otherwise(bot, bundled_llm):
+    counting = _CountingLLM(bundled_llm)
+    auto = Assistant(bot.settings, embedder=bot.embedder, llm=counting)
+    assert auto.settings.mode == "auto"
+    strong = auto.ask("When was Hollowmere Lighthouse first lit?")
+    assert (strong.mode, strong.backend, counting.calls) == ("extractive", "extractive", 0)
+    assert "1871" in strong.answer and strong.cited
+    # evidence good enough to answer but not to quote: the model writes, the checks still apply
+    hits = auto.retriever.search(WEAKER, 4)
+    ev = evidence(WEAKER, hits, auto.embedder, {d.doc_id: d.title for d in auto.documents()})
+    assert ev.answerable and not ev.strong, ev.score
+    weaker = auto.ask(WEAKER)
+    assert counting.calls == 1 and weaker.backend == bundled_llm.name
+    assert Settings.from_env(index_dir="x", llm_url="http://127.0.0.1:1/v1").mode == "generate"
+
+
 def test_answer_format_and_offsets(bot):
-    answer = bot.ask("What festival takes place in Bunol?")
+    answer = bot.ask("What festival takes place in Bunol?", mode="generate")
     data = answer.to_dict()
     assert data["version"] == 1
     assert set(data) == {"version", "question", "rewritten_question", "answer", "abstained", "mode",
@@ -136,9 +164,11 @@ def test_empty_question_is_refused(bot):
 
 
 def test_streaming_yields_text_then_the_checked_answer(bot):
-    items = list(bot.stream("When was Hollowmere Lighthouse first lit?"))
+    items = list(bot.stream("When was Hollowmere Lighthouse first lit?", mode="generate"))
     assert isinstance(items[-1], Answer)
     assert all(isinstance(i, str) for i in items[:-1]) and len(items) > 2
+    quoted = list(bot.stream("When was Hollowmere Lighthouse first lit?"))  # auto: one piece, the quote
+    assert len(quoted) == 2 and quoted[0] == quoted[1].answer
 
 
 def test_chat_follow_up_uses_the_conversation(bot):

@@ -69,7 +69,7 @@ def test_exit_codes_for_failures_and_usage(tmp_path, corpus):
     assert run("frobnicate", index=tmp_path / "index").returncode == 2
 
 
-def test_default_corpus_is_seeds_and_generate_answers(tmp_path):
+def test_default_corpus_is_seeds_and_answers_cite_it(tmp_path):
     index = tmp_path / "index"
     result = run("ingest", index=index)
     assert result.returncode == 0, result.stderr
@@ -78,7 +78,7 @@ def test_default_corpus_is_seeds_and_generate_answers(tmp_path):
                 index=index)
     answer = json.loads(asked.stdout)
     assert "WeChat" in answer["answer"] and not answer["abstained"]
-    assert answer["backend"].startswith("bundled:")
+    assert (answer["mode"], answer["backend"]) == ("extractive", "extractive"), "auto quotes strong evidence"
     assert any(c["cited"] and c["source"] == "mss-joins-wechat.txt" for c in answer["citations"])
 
 

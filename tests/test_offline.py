@@ -31,7 +31,7 @@ set -e
 ip link set lo up
 test -z "$(ip route show)"   # no route off this machine
 {py} -m assistant ingest {shlex.quote(str(corpus))} --index {index} --json > {tmp_path}/ingest.json
-{py} -m assistant ask "When was Hollowmere Lighthouse first lit?" --index {index} --json > {tmp_path}/ask.json
+{py} -m assistant ask "When was Hollowmere Lighthouse first lit?" --index {index} --mode generate --json > {tmp_path}/ask.json
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     result = subprocess.run([*_unshare(), "sh", "-c", script], capture_output=True, text=True,
