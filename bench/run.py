@@ -258,12 +258,14 @@ def child_answers(index: str, threads: int = 0) -> dict:
     bot = Assistant(Settings.from_env(index_dir=index, threads=threads))
     bot.ingest([ROOT / "seeds"])
     questions = [q.q for q in load_qa(ROOT / "eval" / "seeds.jsonl") if not q.unanswerable]
-    bot.ask(questions[0])  # loads both models
+    bot.ask(questions[0], mode="generate")  # loads both models
 
-    def timed(question, history=None):
+    def timed(question, history=None, mode="generate", cold=False):
+        if cold:
+            bot.llm._llama.reset()  # forget the last prompt: no prefix of it is reused
         started, first, pieces, last = time.perf_counter(), None, 0, None
         answer = None
-        for item in bot.stream(question, history=history):
+        for item in bot.stream(question, history=history, mode=mode):
             now = time.perf_counter()
             if isinstance(item, str):
                 first = first or now
@@ -273,9 +275,11 @@ def child_answers(index: str, threads: int = 0) -> dict:
         total = time.perf_counter() - started
         return {"ttft": (first - started) if first else None, "total": total, "pieces": pieces,
                 "rate": (pieces - 1) / (last - first) if first and last > first else None,
-                "abstained": answer.abstained}
+                "abstained": answer.abstained, "quoted": answer.backend == "extractive"}
 
     single = [timed(q) for q in questions]
+    cold = [timed(q, cold=True) for q in questions]
+    auto = [timed(q, mode="auto") for q in questions]
     follow = []
     for q in questions[:4]:
         first = bot.ask(q)
@@ -304,7 +308,9 @@ def child_answers(index: str, threads: int = 0) -> dict:
                 "total": _percentiles([r["total"] for r in rows]),
                 "tokens_per_s": round(statistics.median(rates), 1) if rates else None}
 
-    return {"single_turn": summary(single), "follow_up": summary(follow),
+    return {"single_turn": summary(single), "single_turn_cold": summary(cold),
+            "auto": {**summary(auto), "quoted": sum(r["quoted"] for r in auto)},
+            "follow_up": summary(follow),
             "extractive": _percentiles(extractive), "generation_tokens_per_s": round(gen_rate, 1),
             "long_prompt_ttft_ms": round((first - started) * 1000), "backend": bot.backend}
 
@@ -510,8 +516,16 @@ def markdown(results: dict) -> str:
     if a and "error" not in a:
         s, f = a["single_turn"], a["follow_up"]
         if s["ttft"]:
-            add(f"Time to first token, single-turn seed questions ({s['streamed']} of {s['questions']} "
-                "reached the LLM)", f"p50 {s['ttft']['p50_ms']:.0f} ms, p95 {s['ttft']['p95_ms']:.0f} ms")
+            add(f"Time to first token, single-turn seed questions, generate mode ({s['streamed']} of "
+                f"{s['questions']} reached the LLM)", f"p50 {s['ttft']['p50_ms']:.0f} ms, p95 {s['ttft']['p95_ms']:.0f} ms")
+        c = a.get("single_turn_cold")
+        if c and c["ttft"]:
+            add("… the same with the model's prompt cache emptied before each question",
+                f"p50 {c['ttft']['p50_ms']:.0f} ms, p95 {c['ttft']['p95_ms']:.0f} ms")
+        u = a.get("auto")
+        if u and u["ttft"]:
+            add(f"Time to first text, the same questions in the default auto mode ({u['quoted']} of "
+                f"{u['questions']} quoted, no LLM)", f"p50 {u['ttft']['p50_ms']:.0f} ms, p95 {u['ttft']['p95_ms']:.0f} ms")
         if f["ttft"]:
             add("Time to first token, follow-ups (adds the rewrite)",
                 f"p50 {f['ttft']['p50_ms']:.0f} ms, p95 {f['ttft']['p95_ms']:.0f} ms")
