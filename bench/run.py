@@ -309,7 +309,7 @@ def child_answers(index: str, threads: int = 0) -> dict:
                 "tokens_per_s": round(statistics.median(rates), 1) if rates else None}
 
     return {"single_turn": summary(single), "single_turn_cold": summary(cold),
-            "auto": {**summary(auto), "quoted": sum(r["quoted"] for r in auto)},
+            "auto": {**summary(auto), "quoted": sum(r["quoted"] and not r["abstained"] for r in auto)},
             "follow_up": summary(follow),
             "extractive": _percentiles(extractive), "generation_tokens_per_s": round(gen_rate, 1),
             "long_prompt_ttft_ms": round((first - started) * 1000), "backend": bot.backend}
