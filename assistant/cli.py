@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print the answer as JSON")
         p.add_argument("--k", type=int, help="passages given to the answerer (default 4)")
         p.add_argument("--doc", action="append", metavar="PATH", help="only these documents (repeatable)")
-        p.add_argument("--mode", choices=MODES, help="auto (quote strong evidence, else the LLM; the default with the bundled model), "
-                       "generate (LLM) or extractive (no LLM)")
+        p.add_argument("--mode", choices=MODES,
+                       help="auto (quote strong evidence, else the LLM; the default with the bundled "
+                            "model), generate (always the LLM) or extractive (never)")
         _common(p)
     p = sub.add_parser("eval", help="measure answer quality on a QA file (JSON Lines)")
     p.add_argument("qa", metavar="QA.jsonl")

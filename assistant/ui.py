@@ -279,8 +279,10 @@ def build_ui(app: App):
                         clear = gr.Button("New conversation", elem_id="clear")
                     with gr.Accordion("Settings", open=False):
                         k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
-                        mode = gr.Radio(list(MODES), value=settings.mode,
-                                        label="Answer mode")
+                        mode = gr.Radio(list(MODES), value=settings.mode, label="Answer mode",
+                                        info="auto: quote a passage that states the answer plainly, "
+                                             "else the LLM writes it; generate: always the LLM; "
+                                             "extractive: never")
                         backend = gr.Dropdown(app.backends(), value=settings.backend, label="Backend")
                         docs = gr.Dropdown(app.sources(), multiselect=True, value=[],
                                            allow_custom_value=True, label="Only these documents",
