@@ -221,7 +221,7 @@ class App:
 
     def status(self) -> str:
         if self.job.running:
-            return f"Indexing… {self.job.done} of {self.job.total or '?'} files ({self.job.current})"
+            return f"Indexing… {self.job.done} of {self.job.total or '?'} files: {self.job.current}"
         return self.job.message
 
     def remove(self, source: str | None) -> str:

@@ -18,6 +18,7 @@ large the file or the folder.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -230,7 +231,9 @@ def ingest(
     Args:
         index: the index to write.
         paths: files and folders to index.
-        progress: called as ``progress(done, total, source)`` after each file.
+        progress: called as ``progress(done, total, source)`` after each file, and while a
+            long file is embedded, every 64 chunks as ``progress(done, total, "SOURCE
+            (N chunks so far)")`` with ``done`` not yet counting it.
         rebuild: drop everything and rebuild (needed after a settings change).
         wait: seconds to wait for another writer before giving up.
 
@@ -259,7 +262,9 @@ def ingest(
             try:
                 prepared = _prepare(index, item, report)
                 if prepared is not None:
-                    writer.add(prepared)
+                    during = functools.partial(_chunks_so_far, progress, done - 1, len(planned),
+                                               item.source) if progress else None
+                    writer.add(prepared, during)
             except (ReadError, OSError) as exc:
                 reason = str(exc) if isinstance(exc, ReadError) else f"cannot read file: {exc}"
                 report.failed.append((item.source, reason))
@@ -315,6 +320,10 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
     return _Prepared(doc, chunks(), old)
 
 
+def _chunks_so_far(progress: Progress, done: int, total: int, source: str, chunks: int) -> None:
+    progress(done, total, f"{source} ({chunks} chunks so far)")
+
+
 class _Writer:
     """Embeds, stores and stages chunks in batches across files; commits each file when whole."""
 
@@ -323,8 +332,11 @@ class _Writer:
         self.batch: list[Chunk] = []
         self.whole: list[_Prepared] = []  # read to the end; committed at the next flush
 
-    def add(self, prepared: _Prepared) -> None:
-        """Take in one file's chunks; on a read error, nothing of it stays."""
+    def add(self, prepared: _Prepared, during: Callable[[int], None] | None = None) -> None:
+        """Take in one file's chunks; on a read error, nothing of it stays.
+
+        ``during(chunks)`` is called after each batch written while the file is read.
+        """
         count = 0
         try:
             for chunk in prepared.chunks:
@@ -332,6 +344,8 @@ class _Writer:
                 count += 1
                 if len(self.batch) >= EMBED_BATCH:
                     self.flush()
+                    if during:
+                        during(count)
             if count == 0:
                 raise ReadError("no text found in file")
         except Exception:

@@ -192,13 +192,17 @@ def test_a_large_text_file_is_streamed_not_held_whole(index, tmp_path):
     warm = tmp_path / "warm.txt"  # loads the tokenizer and Chroma before measuring
     warm.write_text("A small file to warm up. " * 50)
     ingest(index, [warm])
+    calls = []
     tracemalloc.start()
     try:
-        report = ingest(index, [big.parent])
+        report = ingest(index, [big.parent], progress=lambda *call: calls.append(call))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert report.added == ["log.txt"] and report.chunks > 5000, report
+    # progress while the one file is embedded, every 64 chunks, then once for the file
+    assert calls[-1] == (1, 1, "log.txt")
+    assert calls[:-1] == [(0, 1, f"log.txt ({64 * n} chunks so far)") for n in range(1, report.chunks // 64 + 1)]
     # held whole, its text alone would be 8 MB of Python allocations
     assert peak < 0.75 * big.stat().st_size, f"peak Python allocations {peak / 1e6:.1f} MB for an 8 MB file"
     text = read(big).text
