@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -45,7 +45,7 @@ class Settings:
     llm_url: str | None = None
     llm_model: str = "default"
     llm_api_key: str | None = None
-    mode: str | None = None  # None: "generate" with a server LLM, else "auto"
+    mode: str | None = None  # None: "generate" with a server LLM, else "auto"; follows the backend
     k: int = 4
     max_file_mb: float = 50.0
     threads: int = 0
@@ -54,8 +54,10 @@ class Settings:
     chunk_tokens: int = 200
     overlap_tokens: int = 30
     max_answer_tokens: int = 160
+    _mode_defaulted: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        object.__setattr__(self, "_mode_defaulted", self.mode is None)
         if self.mode is None:
             object.__setattr__(self, "mode", "generate" if self.backend == "openai" else "auto")
         if self.backend not in BACKENDS:
@@ -95,9 +97,12 @@ class Settings:
         if values.get("index_dir") is None:
             values["index_dir"] = default_index_dir()
         values["index_dir"] = Path(values["index_dir"]).expanduser()
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         return cls(**{k: v for k, v in values.items() if v is not None and k in known})
 
     def with_(self, **changes) -> "Settings":
-        """A copy with some settings changed."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some settings changed (a defaulted mode follows a changed backend)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if self._mode_defaulted and "mode" not in changes:
+            changes["mode"] = None
+        return replace(self, **changes)

@@ -328,7 +328,7 @@ class ParallelEmbedder:
             from concurrent.futures import ProcessPoolExecutor
 
             if self.runtime == "onnx":
-                getattr(self.local, "prepare")()  # export once, not once per worker
+                self.local.prepare()  # export once, not once per worker
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start,

@@ -109,6 +109,9 @@ def test_auto_mode_quotes_strong_evidence_and_asks_the_llm_otherwise(bot, bundle
     weaker = auto.ask(WEAKER)
     assert counting.calls == 1 and weaker.backend == bundled_llm.name
     assert Settings.from_env(index_dir="x", llm_url="http://127.0.0.1:1/v1").mode == "generate"
+    server = auto.settings.with_(backend="openai", llm_url="http://127.0.0.1:1/v1")
+    assert server.mode == "generate" and server.with_(backend="bundled").mode == "auto"
+    assert Settings.from_env(index_dir="x", mode="auto").with_(backend="none").mode == "auto"
 
 
 def test_answer_format_and_offsets(bot):
