@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-ENCODING = "cl100k_base"
-CHUNKER_VERSION = 1
+from index.sentences import sentence_spans
 
-# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace, or at a blank line.
-_SENTENCE_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s)|\n\s*\n""")
+ENCODING = "cl100k_base"
+CHUNKER_VERSION = 2  # 2: sentences from index.sentences (a real segmenter)
+
 _WORD = re.compile(r"\S+\s*")
 _MAX_WORD_CHARS = 64
 
@@ -50,27 +50,6 @@ def encoding():
 def count_tokens(texts: list[str]) -> list[int]:
     """tiktoken token counts of several texts at once."""
     return [len(t) for t in encoding().encode_ordinary_batch(texts)]
-
-
-def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Split ``text[start:end]`` into sentence spans, trimmed of surrounding whitespace."""
-    end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
-    pos = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        _add_trimmed(text, pos, match.end(), spans)
-        pos = match.end()
-    _add_trimmed(text, pos, end, spans)
-    return spans
-
-
-def _add_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append((start, end))
 
 
 def _word_pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
