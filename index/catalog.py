@@ -9,8 +9,9 @@ interrupted run, never returned and removed by the next ingest.
 
 The keyword index is an SQLite FTS5 table in the same file, changed in the same
 transactions as the chunks: a document's terms become searchable when it commits,
-never while it is staged, and nothing is rebuilt in memory. FTS5 ranks with its
-``bm25()`` (k1=1.2, b=0.75). Design and measurements: docs/keyword-index.md.
+never while it is staged, and nothing is rebuilt in memory. FTS5 finds candidates,
+which are scored with Okapi BM25 (``index.terms.bm25``) from the statistics the
+catalog keeps. Design and measurements: docs/keyword-index.md.
 
 Each thread gets its own SQLite connection; ``snapshot()`` makes several reads see
 one state of the catalog while another thread or process commits.
@@ -24,11 +25,12 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from index.terms import analysis, joined_terms, terms
+from index.terms import analysis, bm25, joined_terms, terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,10 +73,16 @@ CREATE INDEX IF NOT EXISTS keyword_rows_doc ON keyword_rows (doc_id);
 )""")
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
 _JOINED_COLUMNS = 'c.chunk_id, c.doc_id, c.n, c.start, c."end", c.page, c.text'
-# A search leaves out terms held by more than this share of the chunks: FTS5's bm25() gives
-# a term in half of them or more no weight, and a term costs time in proportion to the chunks
-# holding it (docs/keyword-index.md has the measurements).
+# FTS5 finds this many candidates (by its own bm25()), which are then scored by ``index.terms.bm25``:
+# on the Debian Reference (85 questions, HTML and PDF) the final top 10 were the same as scoring
+# every chunk (docs/keyword-index.md).
+CANDIDATE_POOL = 50
+# Terms held by more than this share of the chunks do not select candidates (they still count in
+# the score): each costs time in proportion to the chunks holding it, and FTS5's bm25() gives a
+# term in half of them no weight anyway. Same top 10 as above with it.
 COMMON_TERM_SHARE = 0.5
+# How the keyword index is laid out; a catalog recording another layout is refilled when opened.
+KEYWORD_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,6 @@ class Catalog:
             db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
                                  check_same_thread=False)  # only ``close`` uses it from another thread
             db.execute("PRAGMA synchronous=NORMAL")
-            db.create_function("analysed", 1, joined_terms, deterministic=True)
             db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.keyword_vocab "
                        "USING fts5vocab(main, keyword, 'row')")
             holder = self._local.holder = _Connection(db)
@@ -234,7 +241,7 @@ class Catalog:
         become searchable exactly when the chunks are listed.
         """
         with self._write() as db:
-            _unlist(db, doc.doc_id)
+            removed = _unlist(db, doc.doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
             db.execute(
                 "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -246,8 +253,8 @@ class Catalog:
                 (doc.doc_id,),
             )
             db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
-            _list_keywords(db, doc.doc_id)
-            self._changed(db)
+            added = _list_keywords(db, doc.doc_id)
+            self._changed(db, added[0] - removed[0], added[1] - removed[1])
 
     def touch_document(self, doc_id: str, mtime: float) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -257,23 +264,27 @@ class Catalog:
     def remove_document(self, doc_id: str) -> None:
         """Take a document, its chunks and their keyword terms out, in one transaction."""
         with self._write() as db:
-            _unlist(db, doc_id)
+            chunks, tokens = _unlist(db, doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-            self._changed(db)
+            self._changed(db, -chunks, -tokens)
 
     def clear(self) -> None:
         """Forget every document, chunk (staged or listed) and keyword term, in one transaction."""
         with self._write() as db:
             db.execute("DELETE FROM staged_chunks")
-            _unlist(db, None)
+            chunks, tokens = _unlist(db, None)
             db.execute("DELETE FROM documents")
-            self._changed(db)
+            self._changed(db, -chunks, -tokens)
 
-    def _changed(self, db: sqlite3.Connection) -> None:
-        """Mark a change of the listed chunks (inside the transaction that made it)."""
+    def _changed(self, db: sqlite3.Connection, chunks: int, tokens: int) -> None:
+        """Record a change of the listed chunks, inside the transaction that made it.
+
+        ``chunks`` and ``tokens`` are what the keyword index gained (negative: lost).
+        """
+        chunks_now, tokens_now = _keyword_totals(db)
         generation = time.time_ns()
         _put_meta(db, "generation", {"n": generation})
-        _put_meta(db, "keyword", {**analysis(), "generation": generation})
+        _put_keyword_state(db, generation, chunks_now + chunks, tokens_now + tokens)
 
     # the keyword index ------------------------------------------------------
     def _ensure_keyword_index(self) -> None:
@@ -286,7 +297,8 @@ class Catalog:
         def in_step(db) -> bool:
             state = _meta(db, "keyword") or {}
             generation = (_meta(db, "generation") or {}).get("n", 0)
-            return state == {**analysis(), "generation": generation}
+            same = all(state.get(key) == value for key, value in analysis().items())
+            return same and state.get("format") == KEYWORD_FORMAT and state.get("generation") == generation
 
         if in_step(self._db):
             return
@@ -295,50 +307,56 @@ class Catalog:
                 return
             db.execute("INSERT INTO keyword (keyword) VALUES ('delete-all')")
             db.execute("DELETE FROM keyword_rows")
-            _list_keywords(db, None)
+            chunks, tokens = _list_keywords(db, None)
             generation = (_meta(db, "generation") or {}).get("n", 0)
-            _put_meta(db, "keyword", {**analysis(), "generation": generation})
+            _put_keyword_state(db, generation, chunks, tokens)
 
     def keyword_search(self, query: str, n: int,
                        doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
-        """The ``n`` chunks whose terms best match ``query`` by FTS5's BM25, best first.
+        """The ``n`` chunks that best match ``query`` by BM25, best first.
 
-        The query is analysed like the chunks (``index.terms``); a chunk matches when
-        it holds any of its terms. Terms held by more than ``COMMON_TERM_SHARE`` of
-        the chunks are left out (unless all are that common).
+        The query is analysed like the chunks (``index.terms``). FTS5 picks the
+        ``CANDIDATE_POOL`` chunks its ``bm25()`` ranks first among those holding any
+        query term (terms in more than ``COMMON_TERM_SHARE`` of the chunks left out
+        unless all are); ``index.terms.bm25`` scores them with every query term.
 
         Args:
             query: the question.
             n: how many chunks at most.
-            doc_ids: only chunks of these documents (ranked among all chunks' statistics).
+            doc_ids: only chunks of these documents (scored with all chunks' statistics).
 
         Returns:
-            (chunk, score) pairs; a higher score is a better match.
+            (chunk, score) pairs, best first; a higher score is a better match.
         """
         wanted = sorted(set(terms(query)))
-        if not wanted or n <= 0:
+        if not wanted or n <= 0 or (doc_ids is not None and not doc_ids):
             return []
         with self.snapshot():
             count, frequency = self.term_stats(wanted)
             present = [t for t in wanted if frequency[t]]
-            kept = [t for t in present if frequency[t] <= COMMON_TERM_SHARE * count]
-            kept = kept or present
-            if not kept:
+            searched = [t for t in present if frequency[t] <= COMMON_TERM_SHARE * count] or present
+            if not searched:
                 return []
-            match = " OR ".join(f'"{t}"' for t in kept)  # quoted: never read as FTS5 syntax
+            match = " OR ".join(f'"{t}"' for t in searched)  # quoted: never read as FTS5 syntax
             where, args = "", [match]
             if doc_ids is not None:
-                if not doc_ids:
-                    return []
                 where = f"AND k.doc_id IN ({','.join('?' * len(doc_ids))})"
                 args += list(doc_ids)
             rows = self._db.execute(
-                f"SELECT {_JOINED_COLUMNS}, -keyword.rank FROM keyword "
+                f"SELECT {_JOINED_COLUMNS} FROM keyword "
                 "JOIN keyword_rows k ON k.row = keyword.rowid JOIN chunks c ON c.chunk_id = k.chunk_id "
                 f"WHERE keyword MATCH ? {where} ORDER BY keyword.rank LIMIT ?",
-                [*args, n],
+                [*args, max(n, CANDIDATE_POOL)],
             ).fetchall()
-        return [(Chunk(*row[:-1]), row[-1]) for row in rows]
+            tokens = _keyword_totals(self._db)[1]
+        average = tokens / count if count else 1.0
+        scored = []
+        for row in rows:
+            chunk = Chunk(*row)
+            counts = Counter(terms(chunk.text))
+            scored.append((chunk, bm25(counts, sum(counts.values()), present, frequency, count, average)))
+        scored.sort(key=lambda cs: (-cs[1], cs[0].doc_id, cs[0].n))
+        return scored[:n]
 
     def term_stats(self, terms: list[str]) -> tuple[int, dict[str, int]]:
         """How many chunks are listed, and how many of them hold each term.
@@ -352,9 +370,9 @@ class Catalog:
             for a term in all of 100k chunks).
         """
         unique = sorted(set(terms))
+        found: dict[str, int] = {}
         with self.snapshot():
-            count = self._db.execute("SELECT COUNT(*) FROM keyword_rows").fetchone()[0]
-            found: dict[str, int] = {}
+            count = _keyword_totals(self._db)[0]
             for i in range(0, len(unique), 500):
                 part = unique[i : i + 500]
                 found.update(self._db.execute(
@@ -411,39 +429,65 @@ def _put_meta(db: sqlite3.Connection, key: str, value: dict) -> None:
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
 
-def _unlist(db: sqlite3.Connection, doc_id: str | None) -> None:
+def _put_keyword_state(db: sqlite3.Connection, generation: int, chunks: int, tokens: int) -> None:
+    """Record what the keyword index holds and how it was made (checked when a catalog opens)."""
+    _put_meta(db, "keyword", {"format": KEYWORD_FORMAT, **analysis(), "generation": generation,
+                              "chunks": chunks, "tokens": tokens})
+
+
+def _keyword_totals(db: sqlite3.Connection) -> tuple[int, int]:
+    """Chunks in the keyword index and their terms in all (for BM25's average length)."""
+    state = _meta(db, "keyword") or {}
+    return state.get("chunks", 0), state.get("tokens", 0)
+
+
+def _unlist(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
     """Delete one document's listed chunks (or all) and their keyword terms.
 
     A row of a contentless FTS5 table is deleted by giving the terms it was indexed
     with; they are analysed again from the chunk's text (``_ensure_keyword_index``
     makes sure the analysis is the one that indexed them).
+
+    Returns:
+        The chunks and terms taken out of the keyword index.
     """
     if doc_id is None:
+        removed = _keyword_totals(db)
         db.execute("INSERT INTO keyword (keyword) VALUES ('delete-all')")
         db.execute("DELETE FROM keyword_rows")
         db.execute("DELETE FROM chunks")
-        return
-    db.execute(
-        "INSERT INTO keyword (keyword, rowid, terms) SELECT 'delete', k.row, analysed(c.text) "
-        "FROM keyword_rows k JOIN chunks c ON c.chunk_id = k.chunk_id WHERE k.doc_id=?",
-        (doc_id,),
-    )
+        return removed
+    chunks = tokens = 0
+    rows = db.execute("SELECT k.row, c.text FROM keyword_rows k JOIN chunks c ON c.chunk_id = k.chunk_id "
+                      "WHERE k.doc_id=?", (doc_id,))
+    for row, text in rows:  # streamed: a document may have any number of chunks
+        joined = joined_terms(text)
+        db.execute("INSERT INTO keyword (keyword, rowid, terms) VALUES ('delete', ?, ?)", (row, joined))
+        chunks, tokens = chunks + 1, tokens + _count(joined)
     db.execute("DELETE FROM keyword_rows WHERE doc_id=?", (doc_id,))
     db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+    return chunks, tokens
 
 
-def _list_keywords(db: sqlite3.Connection, doc_id: str | None) -> None:
-    """Add the terms of one document's listed chunks (or of all) to the keyword index."""
+def _list_keywords(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
+    """Add the terms of one document's listed chunks (or of all) to the keyword index.
+
+    Returns:
+        The chunks and terms added.
+    """
     if doc_id is None:
-        db.execute("INSERT INTO keyword_rows (chunk_id, doc_id) SELECT chunk_id, doc_id FROM chunks "
-                   "ORDER BY doc_id, n")
-        select, args = "", ()
+        rows = db.execute("SELECT chunk_id, doc_id, text FROM chunks ORDER BY doc_id, n")
     else:
-        db.execute("INSERT INTO keyword_rows (chunk_id, doc_id) SELECT chunk_id, doc_id FROM chunks "
-                   "WHERE doc_id=? ORDER BY n", (doc_id,))
-        select, args = "WHERE k.doc_id=?", (doc_id,)
-    db.execute(
-        "INSERT INTO keyword (rowid, terms) SELECT k.row, analysed(c.text) "
-        f"FROM keyword_rows k JOIN chunks c ON c.chunk_id = k.chunk_id {select}",
-        args,
-    )
+        rows = db.execute("SELECT chunk_id, doc_id, text FROM chunks WHERE doc_id=? ORDER BY n", (doc_id,))
+    chunks = tokens = 0
+    for chunk_id, doc, text in rows:  # streamed: a document may have any number of chunks
+        joined = joined_terms(text)
+        row = db.execute("INSERT INTO keyword_rows (chunk_id, doc_id) VALUES (?, ?)",
+                         (chunk_id, doc)).lastrowid
+        db.execute("INSERT INTO keyword (rowid, terms) VALUES (?, ?)", (row, joined))
+        chunks, tokens = chunks + 1, tokens + _count(joined)
+    return chunks, tokens
+
+
+def _count(joined: str) -> int:
+    return joined.count(" ") + 1 if joined else 0
