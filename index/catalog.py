@@ -7,11 +7,11 @@ vectors are in Chroma. Staged rows a crashed run left are dropped by the next on
 any vector Chroma holds that the catalog does not list is an orphan from an
 interrupted run, never returned and removed by the next ingest.
 
-The keyword index is an SQLite FTS5 table in the same file, changed in the same
-transactions as the chunks: a document's terms become searchable when it commits,
-never while it is staged, and nothing is rebuilt in memory. FTS5 finds candidates,
-which are scored with Okapi BM25 (``index.terms.bm25``) from the statistics the
-catalog keeps. Design and measurements: docs/keyword-index.md.
+The keyword index lives in the same file: each listed chunk's analysed terms and an
+SQLite FTS5 index over them, changed in the same transactions as the chunks. A
+document's terms become searchable when it commits, never while it is staged, and
+nothing is rebuilt in memory. FTS5 finds candidates, which are scored with Okapi
+BM25 (``index.terms.bm25``). Design and measurements: docs/keyword-index.md.
 
 Each thread gets its own SQLite connection; ``snapshot()`` makes several reads see
 one state of the catalog while another thread or process commits.
@@ -50,18 +50,6 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 -- a document's chunks while it is being indexed; moved into chunks when it is whole
 CREATE TABLE IF NOT EXISTS staged_chunks {chunk_columns};
 CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
--- the keyword index: each listed chunk's analysed terms (index/terms.py) joined by spaces;
--- contentless (content=''): it keeps the postings, not a second copy of the text
-CREATE VIRTUAL TABLE IF NOT EXISTS keyword USING fts5(
-    terms, content='', tokenize="ascii tokenchars '_'"
-);
--- which chunk each keyword row stands for (a contentless FTS5 row is only its rowid)
-CREATE TABLE IF NOT EXISTS keyword_rows (
-    row INTEGER PRIMARY KEY,
-    chunk_id TEXT NOT NULL,
-    doc_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS keyword_rows_doc ON keyword_rows (doc_id);
 """.format(chunk_columns="""(
     chunk_id TEXT PRIMARY KEY,
     doc_id TEXT NOT NULL,
@@ -71,18 +59,34 @@ CREATE INDEX IF NOT EXISTS keyword_rows_doc ON keyword_rows (doc_id);
     page INTEGER,
     text TEXT NOT NULL
 )""")
+# The keyword index: each listed chunk's analysed terms (index/terms.py) joined by spaces, in
+# keyword_rows, and an FTS5 index over them that keeps no copy (external content). Its tokenizer
+# splits on spaces and ASCII punctuation only, which our terms never contain: FTS5 sees our terms.
+# Created, or dropped and created again, by a fill (``_ensure_keyword_index``).
+_KEYWORD_SCHEMA = [
+    """CREATE TABLE keyword_rows (
+        row INTEGER PRIMARY KEY,  -- the FTS5 rowid (not chunks' implicit rowid: VACUUM may renumber it)
+        chunk_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        terms TEXT NOT NULL
+    )""",
+    "CREATE INDEX keyword_rows_doc ON keyword_rows (doc_id)",
+    """CREATE VIRTUAL TABLE keyword USING fts5(
+        terms, content='keyword_rows', content_rowid='row', tokenize="ascii tokenchars '_'"
+    )""",
+]
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
 _JOINED_COLUMNS = 'c.chunk_id, c.doc_id, c.n, c.start, c."end", c.page, c.text'
 # FTS5 finds this many candidates (by its own bm25()), which are then scored by ``index.terms.bm25``:
 # on the Debian Reference (85 questions, HTML and PDF) the final top 10 were the same as scoring
 # every chunk (docs/keyword-index.md).
 CANDIDATE_POOL = 50
-# Terms held by more than this share of the chunks do not select candidates (they still count in
-# the score): each costs time in proportion to the chunks holding it, and FTS5's bm25() gives a
-# term in half of them no weight anyway. Same top 10 as above with it.
+# Terms held by more than this share of the chunks do not select candidates (unless all the
+# question's terms are that common); they still count in the score. Each term costs time in
+# proportion to the chunks holding it, and FTS5's bm25() gives a term in half of them no weight.
 COMMON_TERM_SHARE = 0.5
 # How the keyword index is laid out; a catalog recording another layout is refilled when opened.
-KEYWORD_FORMAT = 1
+KEYWORD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ class Catalog:
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
-        self._ensure_keyword_index()
+        self._ensure_keyword_index()  # creates the keyword index, or fills it again when needed
 
     # connections ------------------------------------------------------------
     @property
@@ -305,8 +309,10 @@ class Catalog:
         with self._write() as db:
             if in_step(db):  # another process filled it meanwhile
                 return
-            db.execute("INSERT INTO keyword (keyword) VALUES ('delete-all')")
-            db.execute("DELETE FROM keyword_rows")
+            db.execute("DROP TABLE IF EXISTS keyword")
+            db.execute("DROP TABLE IF EXISTS keyword_rows")
+            for statement in _KEYWORD_SCHEMA:
+                db.execute(statement)
             chunks, tokens = _list_keywords(db, None)
             generation = (_meta(db, "generation") or {}).get("n", 0)
             _put_keyword_state(db, generation, chunks, tokens)
@@ -317,8 +323,8 @@ class Catalog:
 
         The query is analysed like the chunks (``index.terms``). FTS5 picks the
         ``CANDIDATE_POOL`` chunks its ``bm25()`` ranks first among those holding any
-        query term (terms in more than ``COMMON_TERM_SHARE`` of the chunks left out
-        unless all are); ``index.terms.bm25`` scores them with every query term.
+        of the query's less common terms (``_candidate_terms``); ``index.terms.bm25``
+        scores them with every query term, from their stored terms.
 
         Args:
             query: the question.
@@ -334,27 +340,30 @@ class Catalog:
         with self.snapshot():
             count, frequency = self.term_stats(wanted)
             present = [t for t in wanted if frequency[t]]
-            searched = [t for t in present if frequency[t] <= COMMON_TERM_SHARE * count] or present
+            searched = _candidate_terms(present, frequency, count)
             if not searched:
                 return []
             match = " OR ".join(f'"{t}"' for t in searched)  # quoted: never read as FTS5 syntax
-            where, args = "", [match]
-            if doc_ids is not None:
-                where = f"AND k.doc_id IN ({','.join('?' * len(doc_ids))})"
-                args += list(doc_ids)
+            if doc_ids is None:  # SQLite sorting by bm25() beats FTS5's own ORDER BY rank: 48 vs 72 ms
+                best = "SELECT rowid AS r FROM keyword WHERE keyword MATCH ? ORDER BY bm25(keyword) LIMIT ?"
+                args = [match]
+            else:
+                best = ("SELECT keyword.rowid AS r FROM keyword JOIN keyword_rows k ON k.row = keyword.rowid "
+                        f"WHERE keyword MATCH ? AND k.doc_id IN ({','.join('?' * len(doc_ids))}) "
+                        "ORDER BY keyword.rank LIMIT ?")
+                args = [match, *doc_ids]
             rows = self._db.execute(
-                f"SELECT {_JOINED_COLUMNS} FROM keyword "
-                "JOIN keyword_rows k ON k.row = keyword.rowid JOIN chunks c ON c.chunk_id = k.chunk_id "
-                f"WHERE keyword MATCH ? {where} ORDER BY keyword.rank LIMIT ?",
+                f"SELECT {_JOINED_COLUMNS}, k.terms FROM ({best}) JOIN keyword_rows k ON k.row = r "
+                "JOIN chunks c ON c.chunk_id = k.chunk_id",
                 [*args, max(n, CANDIDATE_POOL)],
             ).fetchall()
             tokens = _keyword_totals(self._db)[1]
         average = tokens / count if count else 1.0
         scored = []
-        for row in rows:
-            chunk = Chunk(*row)
-            counts = Counter(terms(chunk.text))
-            scored.append((chunk, bm25(counts, sum(counts.values()), present, frequency, count, average)))
+        for *row, joined in rows:
+            counts = Counter(joined.split())
+            score = bm25(counts, sum(counts.values()), present, frequency, count, average)
+            scored.append((Chunk(*row), score))
         scored.sort(key=lambda cs: (-cs[1], cs[0].doc_id, cs[0].n))
         return scored[:n]
 
@@ -441,12 +450,16 @@ def _keyword_totals(db: sqlite3.Connection) -> tuple[int, int]:
     return state.get("chunks", 0), state.get("tokens", 0)
 
 
+def _candidate_terms(present: list[str], frequency: dict[str, int], count: int) -> list[str]:
+    """The terms FTS5 searches for candidates: those in at most ``COMMON_TERM_SHARE`` of the chunks."""
+    return [t for t in present if frequency[t] <= COMMON_TERM_SHARE * count] or present
+
+
+_TERM_COUNT = "length(terms) - length(replace(terms, ' ', '')) + (terms <> '')"
+
+
 def _unlist(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
     """Delete one document's listed chunks (or all) and their keyword terms.
-
-    A row of a contentless FTS5 table is deleted by giving the terms it was indexed
-    with; they are analysed again from the chunk's text (``_ensure_keyword_index``
-    makes sure the analysis is the one that indexed them).
 
     Returns:
         The chunks and terms taken out of the keyword index.
@@ -457,13 +470,11 @@ def _unlist(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
         db.execute("DELETE FROM keyword_rows")
         db.execute("DELETE FROM chunks")
         return removed
-    chunks = tokens = 0
-    rows = db.execute("SELECT k.row, c.text FROM keyword_rows k JOIN chunks c ON c.chunk_id = k.chunk_id "
-                      "WHERE k.doc_id=?", (doc_id,))
-    for row, text in rows:  # streamed: a document may have any number of chunks
-        joined = joined_terms(text)
-        db.execute("INSERT INTO keyword (keyword, rowid, terms) VALUES ('delete', ?, ?)", (row, joined))
-        chunks, tokens = chunks + 1, tokens + _count(joined)
+    chunks, tokens = db.execute(f"SELECT COUNT(*), COALESCE(SUM({_TERM_COUNT}), 0) FROM keyword_rows "
+                                "WHERE doc_id=?", (doc_id,)).fetchone()
+    # an external-content FTS5 row is deleted by giving it the terms it was indexed with
+    db.execute("INSERT INTO keyword (keyword, rowid, terms) SELECT 'delete', row, terms FROM keyword_rows "
+               "WHERE doc_id=?", (doc_id,))
     db.execute("DELETE FROM keyword_rows WHERE doc_id=?", (doc_id,))
     db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
     return chunks, tokens
@@ -482,12 +493,8 @@ def _list_keywords(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int
     chunks = tokens = 0
     for chunk_id, doc, text in rows:  # streamed: a document may have any number of chunks
         joined = joined_terms(text)
-        row = db.execute("INSERT INTO keyword_rows (chunk_id, doc_id) VALUES (?, ?)",
-                         (chunk_id, doc)).lastrowid
+        row = db.execute("INSERT INTO keyword_rows (chunk_id, doc_id, terms) VALUES (?, ?, ?)",
+                         (chunk_id, doc, joined)).lastrowid
         db.execute("INSERT INTO keyword (rowid, terms) VALUES (?, ?)", (row, joined))
-        chunks, tokens = chunks + 1, tokens + _count(joined)
+        chunks, tokens = chunks + 1, tokens + (joined.count(" ") + 1 if joined else 0)
     return chunks, tokens
-
-
-def _count(joined: str) -> int:
-    return joined.count(" ") + 1 if joined else 0
