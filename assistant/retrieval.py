@@ -24,7 +24,7 @@ from index.catalog import Chunk
 from index.sync import Index
 from index.terms import STOPWORDS, terms
 
-__all__ = ["CANDIDATES", "STOPWORDS", "Hit", "Retriever", "terms"]
+__all__ = ["BM25_WEIGHT", "CANDIDATES", "DENSE_WEIGHT", "RRF_K", "STOPWORDS", "Hit", "Retriever", "terms"]
 
 RRF_K = 60
 CANDIDATES = 10
