@@ -25,7 +25,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -361,8 +360,9 @@ class Catalog:
         average = tokens / count if count else 1.0
         scored = []
         for *row, joined in rows:
-            counts = Counter(joined.split())
-            score = bm25(counts, sum(counts.values()), present, frequency, count, average)
+            words = joined.split()
+            counts = {t: words.count(t) for t in present}  # only the question's terms matter
+            score = bm25(counts, len(words), present, frequency, count, average)
             scored.append((Chunk(*row), score))
         scored.sort(key=lambda cs: (-cs[1], cs[0].doc_id, cs[0].n))
         return scored[:n]

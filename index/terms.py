@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import Counter
+from typing import Mapping
 
 STOPWORDS = frozenset(
     """a an the and or but if of at by for with about against between into through during before
@@ -69,7 +69,7 @@ def analysis() -> dict:
     return {"version": ANALYSIS_VERSION, "stemmer": f"nltk {nltk.__version__} porter"}
 
 
-def bm25(counts: Counter, length: int, query: list[str], frequency: dict[str, int],
+def bm25(counts: Mapping[str, int], length: int, query: list[str], frequency: dict[str, int],
          chunk_count: int, average_length: float) -> float:
     """Okapi BM25 of one chunk for a query (k1=1.2, b=0.75; IDF ``log(1 + (N - df + 0.5) / (df + 0.5))``).
 
@@ -77,7 +77,7 @@ def bm25(counts: Counter, length: int, query: list[str], frequency: dict[str, in
     half the chunks or more no weight; this IDF keeps a small weight for common terms.
 
     Args:
-        counts: the chunk's terms and how often each occurs.
+        counts: how often each query term occurs in the chunk (others may be left out).
         length: the chunk's number of terms.
         query: the query's unique terms.
         frequency: chunks holding each query term.
