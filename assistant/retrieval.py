@@ -1,93 +1,35 @@
-"""Hybrid retrieval: dense (Chroma) and BM25 (over the catalog), fused by reciprocal rank.
+"""Hybrid retrieval: dense (Chroma) and BM25 (the catalog's keyword index), fused by reciprocal rank.
 
 Both sides only ever see chunks the catalog lists, so they agree with each other
-and never return a passage twice, even while an ingest is running.
+and never return a passage twice, even while an ingest is running: one question's
+catalog reads happen in one snapshot, so a document swapped meanwhile is seen whole,
+as one version.
 
 Fused score of a chunk = DENSE_WEIGHT / (60 + dense rank) + BM25_WEIGHT / (60 + BM25
 rank), ranks from 1 among each side's top ``CANDIDATES``; a chunk missing from one
 ranking gets nothing from it. Higher is better; with the weights 1 and 3 the maximum
 is 4/61 ~= 0.0656 (first in both).
+
+The keyword side is SQLite FTS5 inside the catalog (``index.catalog``), kept on disk
+and changed in the same transaction as the chunks, over the terms ``index.terms``
+makes (re-exported here as ``terms`` and ``STOPWORDS``).
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import re
-import threading
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 from index.catalog import Chunk
 from index.sync import Index
+from index.terms import STOPWORDS, terms
+
+__all__ = ["BM25_WEIGHT", "CANDIDATES", "DENSE_WEIGHT", "RRF_K", "STOPWORDS", "Hit", "Retriever", "terms"]
 
 RRF_K = 60
 CANDIDATES = 10
 DENSE_WEIGHT = 1.0
 BM25_WEIGHT = 3.0  # tuned on the Debian Reference dev split (README, "Evaluation")
-
-STOPWORDS = frozenset(
-    """a an the and or but if of at by for with about against between into through during before
-    after above below to from up down in out on off over under again further then once here there
-    when where why how all any both each few more most other some such no nor not only own same so
-    than too very s t can will just don should now is are was were be been being have has had
-    having do does did doing i me my we our you your he him his she her it its they them their
-    what which who whom this that these those am would could also may might must shall""".split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-@functools.lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    return _porter().stem(word)
-
-
-@functools.lru_cache(maxsize=1)
-def _porter():
-    from nltk.stem import PorterStemmer  # pure Python, needs no NLTK data
-
-    return PorterStemmer()
-
-
-def terms(text: str) -> list[str]:
-    """Lower-cased, Porter-stemmed content words (stopwords dropped)."""
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-
-
-class BM25:
-    """Okapi BM25 over chunk texts with an inverted index (k1=1.2, b=0.75)."""
-
-    def __init__(self, chunks: list[Chunk], k1: float = 1.2, b: float = 0.75):
-        self.chunks = chunks
-        self.k1, self.b = k1, b
-        self.postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self.lengths: list[int] = []
-        for i, chunk in enumerate(chunks):
-            counts = Counter(terms(chunk.text))
-            self.lengths.append(sum(counts.values()))
-            for term, tf in counts.items():
-                self.postings[term].append((i, tf))
-        self.avg_len = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
-
-    def search(self, query: str, n: int, doc_ids: set[str] | None = None) -> list[tuple[Chunk, float]]:
-        scores: dict[int, float] = defaultdict(float)
-        total = len(self.chunks)
-        for term in set(terms(query)):
-            plist = self.postings.get(term)
-            if not plist:
-                continue
-            idf = math.log(1 + (total - len(plist) + 0.5) / (len(plist) + 0.5))
-            for i, tf in plist:
-                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[i] / self.avg_len)
-                scores[i] += idf * tf * (self.k1 + 1) / norm
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        out = []
-        for i, score in ranked:
-            if doc_ids is None or self.chunks[i].doc_id in doc_ids:
-                out.append((self.chunks[i], score))
-                if len(out) == n:
-                    break
-        return out
 
 
 @dataclass(frozen=True)
@@ -100,22 +42,20 @@ class Hit:
 
 
 class Retriever:
-    """Dense + BM25 retrieval over one index; the BM25 side is rebuilt when the catalog changes."""
+    """Dense + BM25 retrieval over one index (nothing is held in memory between questions)."""
 
     def __init__(self, index: Index, candidates: int = CANDIDATES):
         self.index = index
         self.candidates = candidates
-        self._bm25: BM25 | None = None
-        self._generation: int | None = None
-        self._lock = threading.Lock()
 
-    def bm25(self) -> BM25:
-        generation = self.index.catalog.generation()
-        with self._lock:
-            if self._bm25 is None or generation != self._generation:
-                self._bm25 = BM25(self.index.catalog.chunks())
-                self._generation = generation
-            return self._bm25
+    def warm_up(self) -> None:
+        """Load the stemmer and read the keyword index once, so the first question is quick."""
+        self.index.catalog.keyword_search("warm up", 1)
+
+    def keyword_search(self, query: str, n: int,
+                       doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
+        """The BM25 side alone: ``n`` (chunk, score) pairs, best first."""
+        return self.index.catalog.keyword_search(query, n, doc_ids)
 
     def search(self, query: str, k: int, doc_ids: list[str] | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query``, optionally only from ``doc_ids``.
@@ -128,13 +68,14 @@ class Retriever:
         Returns:
             Hits, best first.
         """
-        allowed = set(doc_ids) if doc_ids is not None else None
         n = max(self.candidates, k)
         vector = self.index.embedder.embed([query])[0]
         dense = self.index.store.query(vector, n, doc_ids=doc_ids)
         similarity = dict(dense)
-        dense_chunks = self.index.catalog.chunks([cid for cid, _ in dense])
-        sparse = self.bm25().search(query, n, allowed)
+        catalog = self.index.catalog
+        with catalog.snapshot():  # both sides see the same version of every document
+            dense_chunks = catalog.chunks([cid for cid, _ in dense])
+            sparse = catalog.keyword_search(query, n, doc_ids)
         fused: dict[str, float] = defaultdict(float)
         by_id: dict[str, Chunk] = {}
         for weight, ranking in ((DENSE_WEIGHT, dense_chunks), (BM25_WEIGHT, [c for c, _ in sparse])):

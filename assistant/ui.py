@@ -358,7 +358,7 @@ def build_ui(app: App):
 def _warm_up(bot: Assistant) -> None:
     """Load the models and run each once while the page starts, so the first answer is quick."""
     bot.embedder.embed(["warm up"])
-    bot.retriever.bm25()
+    bot.retriever.warm_up()
     if bot.llm is not None:
         try:
             list(bot.llm.stream([{"role": "user", "content": "Hi"}], 1))

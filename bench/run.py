@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results.json"
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "doc-assistant" / "bench"))
 GENERATOR_VERSION = 2
 FILE_WORDS = 500  # about 10 chunks of ~170 tokens per generated file (made-up words cost ~3 tokens)
-SIZES = {"small": 100, "large": 1000, "synthetic": 100_000}  # files, files, chunks
+SIZES = {"small": 100, "large": 1000, "synthetic": 100_000, "startup_small": 1000}  # files, files, chunks, chunks
 PARTS = ("ingest", "workers", "resync", "retrieval", "answers", "baseline", "bigfile")
 
 
@@ -100,7 +100,9 @@ def _percentiles(samples: list[float]) -> dict:
 
 def _child(part: str, **kwargs) -> dict:
     """Run one measurement in a fresh process; returns what it printed as JSON."""
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    # the code of this checkout, whichever checkout the venv was installed from
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "PYTHONPATH": path}
     limit = kwargs.pop("as_limit", None)
     cmd = [sys.executable, __file__, "--child", part, json.dumps(kwargs, default=str)]
     if limit:
@@ -195,16 +197,19 @@ def child_resync(corpus: str, index: str) -> dict:
 
 
 def child_retrieval(index: str, queries: list[str]) -> dict:
-    """Hybrid search latency (k=4), and each side alone, after the BM25 index is built."""
+    """Hybrid search latency (k=4) end to end, and each part alone (nothing is built first)."""
     from assistant.retrieval import Retriever
+    from index.embedder import make_embedder
+    from index.terms import terms
 
-    idx = _index(index)
-    retriever = Retriever(idx)
+    embedder = make_embedder()
     started = time.perf_counter()
-    retriever.bm25()
-    bm25_build = time.perf_counter() - started
+    idx = _index(index, embedder=embedder)
+    catalog = idx.catalog  # opening it fills the keyword index once if the catalog predates it
+    opened = time.perf_counter() - started
+    retriever = Retriever(idx)
     retriever.search(queries[0], 4)  # loads the embedder
-    hybrid, dense, sparse, embed = [], [], [], []
+    hybrid, dense, keyword, embed, stats = [], [], [], [], []
     for q in queries:
         t0 = time.perf_counter()
         retriever.search(q, 4)
@@ -213,15 +218,76 @@ def child_retrieval(index: str, queries: list[str]) -> dict:
         t2 = time.perf_counter()
         idx.store.query(vector, 10)
         t3 = time.perf_counter()
-        retriever.bm25().search(q, 10)
+        catalog.keyword_search(q, 10)
         t4 = time.perf_counter()
+        catalog.term_stats(terms(q))
+        t5 = time.perf_counter()
         hybrid.append(t1 - t0)
         embed.append(t2 - t1)
         dense.append(t3 - t2)
-        sparse.append(t4 - t3)
-    return {"chunks": len(idx.catalog.chunk_ids()), "bm25_build_s": round(bm25_build, 2),
+        keyword.append(t4 - t3)
+        stats.append(t5 - t4)
+    # a worst case: each query led by four of the 40 terms held by the most chunks
+    common = catalog._db.execute("SELECT term, doc FROM temp.keyword_vocab ORDER BY doc DESC LIMIT 40").fetchall()
+    common_share = common[0][1] / catalog.count_chunks() if common else 0
+    common = [t for t, _ in common]
+    heavy = []
+    for i, q in enumerate(queries[:40]):
+        led = " ".join(common[(4 * i) % 40 : (4 * i) % 40 + 4]) + " " + q
+        t0 = time.perf_counter()
+        catalog.keyword_search(led, 10)
+        heavy.append(time.perf_counter() - t0)
+    size = sum(f.stat().st_size for f in Path(index).glob("catalog.sqlite3*"))
+    return {"chunks": catalog.count_chunks(), "open_s": round(opened, 2),
             "hybrid": _percentiles(hybrid), "query_embedding": _percentiles(embed),
-            "chroma": _percentiles(dense), "bm25": _percentiles(sparse), "peak_rss_mb": round(_peak_rss_mb())}
+            "chroma": _percentiles(dense), "keyword": _percentiles(keyword),
+            "keyword_common_terms": _percentiles(heavy), "most_common_share": round(common_share, 2),
+            "term_stats": _percentiles(stats), "catalog_mb": round(size / 1e6, 1),
+            "peak_rss_mb": round(_peak_rss_mb())}
+
+
+def child_fill(index: str, work: str) -> dict:
+    """A copy of the catalog without its keyword index (as written before it existed), then opened."""
+    import sqlite3
+
+    from index.catalog import Catalog
+
+    copy = Path(work) / "catalog.sqlite3"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(index) / "catalog.sqlite3", copy)
+    db = sqlite3.connect(copy)
+    db.executescript("DROP TABLE keyword; DROP TABLE keyword_rows; DELETE FROM meta WHERE key='keyword'; "
+                     "VACUUM;")
+    db.close()
+    before = copy.stat().st_size
+    started = time.perf_counter()
+    catalog = Catalog(copy)
+    filled = time.perf_counter() - started
+    chunks = catalog.count_chunks()
+    catalog.close()
+    db = sqlite3.connect(copy)
+    db.execute("VACUUM")
+    db.close()
+    after = copy.stat().st_size
+    shutil.rmtree(copy.parent)
+    return {"chunks": chunks, "fill_s": round(filled, 2), "catalog_mb_without": round(before / 1e6, 1),
+            "catalog_mb_with": round(after / 1e6, 1), "peak_rss_mb": round(_peak_rss_mb())}
+
+
+def child_startup(index: str, question: str) -> dict:
+    """A new process: imports, the assistant over ``index`` (no LLM), then its first answer."""
+    started = time.perf_counter()
+    from assistant import Assistant, Settings
+
+    imported = time.perf_counter()
+    bot = Assistant(Settings.from_env(index_dir=index, backend="none"))
+    made = time.perf_counter()
+    answer = bot.ask(question)
+    done = time.perf_counter()
+    return {"chunks": bot.index.catalog.count_chunks(), "first_answer_s": round(done - started, 2),
+            "imports_s": round(imported - started, 2), "assistant_s": round(made - imported, 2),
+            "first_ask_s": round(done - made, 2), "passages": len(answer.citations),
+            "peak_rss_mb": round(_peak_rss_mb())}
 
 
 def child_synthetic(index: str, chunks: int) -> dict:
@@ -363,7 +429,7 @@ def child_bigfile(path: str, index: str) -> dict:
 
 
 CHILDREN = {"ingest": child_ingest, "resync": child_resync, "retrieval": child_retrieval,
-            "synthetic": child_synthetic, "answers": child_answers, "baseline": child_baseline,
+            "startup": child_startup, "fill": child_fill, "synthetic": child_synthetic, "answers": child_answers, "baseline": child_baseline,
             "bigfile": child_bigfile}
 
 
@@ -409,18 +475,36 @@ def part_resync(work: Path) -> dict:
     return _child("resync", corpus=large, index=work / "idx-10k")
 
 
+def _synthetic(chunks: int) -> tuple[Path, dict | None]:
+    """The cached synthetic index of ``chunks`` passages (built once); and its build report."""
+    folder = CACHE / f"synthetic-{chunks}-v{GENERATOR_VERSION}"
+    if (folder / ".complete").exists():
+        return folder, None
+    shutil.rmtree(folder, ignore_errors=True)
+    built = _child("synthetic", index=folder, chunks=chunks)
+    if "error" not in built:
+        (folder / ".complete").touch()
+    return folder, built
+
+
 def part_retrieval(work: Path, queries: list[str]) -> dict:
     _ensure_10k(work)
     out = {"10k": _child("retrieval", index=work / "idx-10k", queries=queries)}
     print("  10k", out["10k"], file=sys.stderr)
-    synthetic = CACHE / f"synthetic-{SIZES['synthetic']}-v{GENERATOR_VERSION}"
-    if not (synthetic / ".complete").exists():
-        shutil.rmtree(synthetic, ignore_errors=True)
-        out["100k_build"] = _child("synthetic", index=synthetic, chunks=SIZES["synthetic"])
-        if "error" not in out["100k_build"]:
-            (synthetic / ".complete").touch()
+    synthetic, built = _synthetic(SIZES["synthetic"])
+    if built:
+        out["100k_build"] = built
     out["100k"] = _child("retrieval", index=synthetic, queries=queries)
     print("  100k", out["100k"], file=sys.stderr)
+    out["100k_fill"] = _child("fill", index=synthetic, work=work / "fill")
+    print("  100k fill", out["100k_fill"], file=sys.stderr)
+    # start-up to the first answer, small vs large synthetic index (fresh processes, 3 runs each)
+    out["startup"] = {}
+    for label, chunks in (("1k", SIZES["startup_small"]), ("100k", SIZES["synthetic"])):
+        folder, _ = _synthetic(chunks)
+        runs = [_child("startup", index=folder, question=queries[i]) for i in range(3)]
+        out["startup"][label] = runs
+        print("  startup", label, runs, file=sys.stderr)
     return out
 
 
@@ -507,11 +591,26 @@ def markdown(results: dict) -> str:
     if ret:
         for size in ("10k", "100k"):
             x = ret.get(size)
-            if x and "error" not in x:
+            if x and "error" not in x and "keyword" in x:
                 add(f"Retrieval at {size} chunks, hybrid k=4 (p50 / p95)",
                     f"{x['hybrid']['p50_ms']} / {x['hybrid']['p95_ms']} ms (query embedding "
-                    f"{x['query_embedding']['p50_ms']}, Chroma {x['chroma']['p50_ms']}, BM25 "
-                    f"{x['bm25']['p50_ms']} / {x['bm25']['p95_ms']} ms; BM25 index built in {x['bm25_build_s']} s)")
+                    f"{x['query_embedding']['p50_ms']}, Chroma {x['chroma']['p50_ms']}, keyword (FTS5) "
+                    f"{x['keyword']['p50_ms']} / {x['keyword']['p95_ms']} ms; nothing built at start; "
+                    f"catalog {x['catalog_mb']} MB; peak {x['peak_rss_mb']} MB)")
+        fill = ret.get("100k_fill")
+        if fill and "error" not in fill:
+            add(f"Keyword index of an older {fill['chunks']}-chunk catalog, filled when first opened",
+                f"{fill['fill_s']} s once; catalog {fill['catalog_mb_without']} MB without it, "
+                f"{fill['catalog_mb_with']} MB with it")
+        start = ret.get("startup") or {}
+        runs = {k: [r for r in v if "error" not in r] for k, v in start.items()}
+        if runs.get("1k") and runs.get("100k"):
+            med = {k: statistics.median(r["first_answer_s"] for r in v) for k, v in runs.items()}
+            peak = {k: max(r["peak_rss_mb"] for r in v) for k, v in runs.items()}
+            add(f"Start-up to the first answer (new process, no LLM), {runs['1k'][0]['chunks']} vs "
+                f"{runs['100k'][0]['chunks']} chunks, median of {len(runs['100k'])}",
+                f"{med['1k']:.2f} s vs {med['100k']:.2f} s ({med['100k'] / med['1k']:.2f}x); "
+                f"peak {peak['1k']} vs {peak['100k']} MB")
     a = results.get("answers")
     if a and "error" not in a:
         s, f = a["single_turn"], a["follow_up"]
@@ -566,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     if args.small:
-        SIZES.update(small=10, large=30, synthetic=5_000)
+        SIZES.update(small=10, large=30, synthetic=5_000, startup_small=500)
         args.big_mb, args.runs = min(args.big_mb, 10), 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parts = args.parts or list(PARTS)

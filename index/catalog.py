@@ -1,4 +1,4 @@
-"""The catalog: which documents are indexed, their chunks, and the index settings (SQLite).
+"""The catalog: which documents are indexed, their chunks, the keyword index and the settings (SQLite).
 
 The catalog is the index's source of truth. A document's new chunks are first
 written, batch by batch, to a staging table queries never read (`stage_chunks`);
@@ -6,15 +6,30 @@ they become visible in one SQLite transaction (`commit_document`), after all the
 vectors are in Chroma. Staged rows a crashed run left are dropped by the next one;
 any vector Chroma holds that the catalog does not list is an orphan from an
 interrupted run, never returned and removed by the next ingest.
+
+The keyword index lives in the same file: each listed chunk's analysed terms and an
+SQLite FTS5 index over them, changed in the same transactions as the chunks. A
+document's terms become searchable when it commits, never while it is staged, and
+nothing is rebuilt in memory. FTS5 finds candidates, which are scored with Okapi
+BM25 (``index.terms.bm25``). Design and measurements: docs/keyword-index.md.
+
+Each thread gets its own SQLite connection; ``snapshot()`` makes several reads see
+one state of the catalog while another thread or process commits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+from index.terms import analysis, bm25, joined_terms, terms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +58,34 @@ CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
     page INTEGER,
     text TEXT NOT NULL
 )""")
+# The keyword index: each listed chunk's analysed terms (index/terms.py) joined by spaces, in
+# keyword_rows, and an FTS5 index over them that keeps no copy (external content). Its tokenizer
+# splits on spaces and ASCII punctuation only, which our terms never contain: FTS5 sees our terms.
+# Created, or dropped and created again, by a fill (``_ensure_keyword_index``).
+_KEYWORD_SCHEMA = [
+    """CREATE TABLE keyword_rows (
+        row INTEGER PRIMARY KEY,  -- the FTS5 rowid (not chunks' implicit rowid: VACUUM may renumber it)
+        chunk_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        terms TEXT NOT NULL
+    )""",
+    "CREATE INDEX keyword_rows_doc ON keyword_rows (doc_id)",
+    """CREATE VIRTUAL TABLE keyword USING fts5(
+        terms, content='keyword_rows', content_rowid='row', tokenize="ascii tokenchars '_'"
+    )""",
+]
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
+_JOINED_COLUMNS = 'c.chunk_id, c.doc_id, c.n, c.start, c."end", c.page, c.text'
+# FTS5 finds this many candidates (by its own bm25()), which are then scored by ``index.terms.bm25``:
+# on the Debian Reference (85 questions, HTML and PDF) the final top 10 were the same as scoring
+# every chunk (docs/keyword-index.md).
+CANDIDATE_POOL = 50
+# Terms held by more than this share of the chunks do not select candidates (unless all the
+# question's terms are that common); they still count in the score. Each term costs time in
+# proportion to the chunks holding it, and FTS5's bm25() gives a term in half of them no weight.
+COMMON_TERM_SHARE = 0.5
+# How the keyword index is laid out; a catalog recording another layout is refilled when opened.
+KEYWORD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -79,29 +121,84 @@ class Chunk:
 
 
 class Catalog:
-    """SQLite catalog in the index folder. Safe to read while another process writes."""
+    """SQLite catalog in the index folder. Safe to read while another process writes.
+
+    Every thread uses its own connection (closed by ``close``). Writes are single
+    transactions; ``snapshot()`` groups reads.
+    """
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._open_lock = threading.Lock()
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
+        self._ensure_keyword_index()  # creates the keyword index, or fills it again when needed
+
+    # connections ------------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
+            db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                 check_same_thread=False)  # only ``close`` uses it from another thread
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.keyword_vocab "
+                       "USING fts5vocab(main, keyword, 'row')")
+            holder = self._local.holder = _Connection(db)
+            with self._open_lock:
+                self._open.add(holder)
+        return holder.db
 
     def close(self) -> None:
-        self.db.close()
+        """Close every thread's connection; a later call opens new ones."""
+        with self._open_lock:
+            holders, self._open = list(self._open), weakref.WeakSet()
+            self._local = threading.local()
+        for holder in holders:
+            holder.db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this thread's connection (rolled back on an exception)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock upgrading a read
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads on this thread inside the block all see the same committed state.
+
+        A document another thread or process swaps meanwhile is seen whole, either
+        as it was or as it is. Nested blocks share the outer snapshot.
+        """
+        db = self._db
+        if db.in_transaction:
+            yield
+            return
+        db.execute("BEGIN")  # deferred: the snapshot is taken at the first read
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")  # nothing was written: this only ends the snapshot
 
     # settings -------------------------------------------------------------
     def get_meta(self, key: str) -> dict | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def set_meta(self, key: str, value: dict) -> None:
-        with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
-            )
+        with self._write() as db:
+            _put_meta(db, key, value)
 
     def generation(self) -> int:
         """A number that changes whenever the set of indexed chunks changes."""
@@ -110,14 +207,14 @@ class Catalog:
 
     # documents ------------------------------------------------------------
     def documents(self) -> list[Document]:
-        rows = self.db.execute(
+        rows = self._db.execute(
             "SELECT doc_id, path, source, title, hash, size, mtime, chunks, indexed_at "
             "FROM documents ORDER BY source"
         ).fetchall()
         return [Document(*row) for row in rows]
 
     def document_by_path(self, path: str) -> Document | None:
-        row = self.db.execute(
+        row = self._db.execute(
             "SELECT doc_id, path, source, title, hash, size, mtime, chunks, indexed_at "
             "FROM documents WHERE path=?",
             (path,),
@@ -126,8 +223,8 @@ class Catalog:
 
     def stage_chunks(self, chunks: list[Chunk]) -> None:
         """Write chunks of a document being indexed; invisible until ``commit_document``."""
-        with self.db:
-            self.db.executemany(
+        with self._write() as db:
+            db.executemany(
                 f"INSERT OR REPLACE INTO staged_chunks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(c.chunk_id, c.doc_id, c.n, c.start, c.end, c.page, c.text) for c in chunks],
             )
@@ -135,71 +232,269 @@ class Catalog:
     def drop_staged(self, doc_id: str | None = None) -> list[str]:
         """Forget staged chunks (of one document, or all); returns their ids."""
         where, args = ("WHERE doc_id=?", (doc_id,)) if doc_id else ("", ())
-        ids = [r[0] for r in self.db.execute(f"SELECT chunk_id FROM staged_chunks {where}", args)]
-        with self.db:
-            self.db.execute(f"DELETE FROM staged_chunks {where}", args)
+        with self._write() as db:
+            ids = [r[0] for r in db.execute(f"SELECT chunk_id FROM staged_chunks {where}", args)]
+            db.execute(f"DELETE FROM staged_chunks {where}", args)
         return ids
 
     def commit_document(self, doc: Document) -> None:
-        """Replace a document and all its chunks by its staged ones, in one transaction."""
-        with self.db:
-            self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc.doc_id,))
-            self.db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
-            self.db.execute(
+        """Replace a document and all its chunks by its staged ones, in one transaction.
+
+        The keyword index changes in the same transaction: the new chunks' terms
+        become searchable exactly when the chunks are listed.
+        """
+        with self._write() as db:
+            removed = _unlist(db, doc.doc_id)
+            db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
+            db.execute(
                 "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.doc_id, doc.path, doc.source, doc.title, doc.hash, doc.size, doc.mtime,
                  doc.chunks, doc.indexed_at),
             )
-            self.db.execute(
+            db.execute(
                 f"INSERT INTO chunks ({_COLUMNS}) SELECT {_COLUMNS} FROM staged_chunks WHERE doc_id=?",
                 (doc.doc_id,),
             )
-            self.db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
-            self._bump()
+            db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
+            added = _list_keywords(db, doc.doc_id)
+            self._changed(db, added[0] - removed[0], added[1] - removed[1])
 
     def touch_document(self, doc_id: str, mtime: float) -> None:
         """Record a new mtime for a file whose content did not change."""
-        with self.db:
-            self.db.execute("UPDATE documents SET mtime=? WHERE doc_id=?", (mtime, doc_id))
+        with self._write() as db:
+            db.execute("UPDATE documents SET mtime=? WHERE doc_id=?", (mtime, doc_id))
 
     def remove_document(self, doc_id: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-            self.db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
-            self._bump()
+        """Take a document, its chunks and their keyword terms out, in one transaction."""
+        with self._write() as db:
+            chunks, tokens = _unlist(db, doc_id)
+            db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            self._changed(db, -chunks, -tokens)
 
     def clear(self) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM staged_chunks")
-            self.db.execute("DELETE FROM chunks")
-            self.db.execute("DELETE FROM documents")
-            self._bump()
+        """Forget every document, chunk (staged or listed) and keyword term, in one transaction."""
+        with self._write() as db:
+            db.execute("DELETE FROM staged_chunks")
+            chunks, tokens = _unlist(db, None)
+            db.execute("DELETE FROM documents")
+            self._changed(db, -chunks, -tokens)
 
-    def _bump(self) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)",
-            (json.dumps({"n": time.time_ns()}),),
-        )
+    def _changed(self, db: sqlite3.Connection, chunks: int, tokens: int) -> None:
+        """Record a change of the listed chunks, inside the transaction that made it.
+
+        ``chunks`` and ``tokens`` are what the keyword index gained (negative: lost).
+        """
+        chunks_now, tokens_now = _keyword_totals(db)
+        generation = time.time_ns()
+        _put_meta(db, "generation", {"n": generation})
+        _put_keyword_state(db, generation, chunks_now + chunks, tokens_now + tokens)
+
+    # the keyword index ------------------------------------------------------
+    def _ensure_keyword_index(self) -> None:
+        """Fill the keyword index from the chunks when it is not in step with them.
+
+        That is: a catalog written before the keyword index existed (or by a
+        version without it: the generation it recorded is not the catalog's), or
+        one analysed another way (``index.terms.analysis``). One transaction.
+        """
+        def in_step(db) -> bool:
+            state = _meta(db, "keyword") or {}
+            generation = (_meta(db, "generation") or {}).get("n", 0)
+            same = all(state.get(key) == value for key, value in analysis().items())
+            return same and state.get("format") == KEYWORD_FORMAT and state.get("generation") == generation
+
+        if in_step(self._db):
+            return
+        with self._write() as db:
+            if in_step(db):  # another process filled it meanwhile
+                return
+            db.execute("DROP TABLE IF EXISTS keyword")
+            db.execute("DROP TABLE IF EXISTS keyword_rows")
+            for statement in _KEYWORD_SCHEMA:
+                db.execute(statement)
+            chunks, tokens = _list_keywords(db, None)
+            generation = (_meta(db, "generation") or {}).get("n", 0)
+            _put_keyword_state(db, generation, chunks, tokens)
+
+    def keyword_search(self, query: str, n: int,
+                       doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
+        """The ``n`` chunks that best match ``query`` by BM25, best first.
+
+        The query is analysed like the chunks (``index.terms``). FTS5 picks the
+        ``CANDIDATE_POOL`` chunks its ``bm25()`` ranks first among those holding any
+        of the query's less common terms (``_candidate_terms``); ``index.terms.bm25``
+        scores them with every query term, from their stored terms.
+
+        Args:
+            query: the question.
+            n: how many chunks at most.
+            doc_ids: only chunks of these documents (scored with all chunks' statistics).
+
+        Returns:
+            (chunk, score) pairs, best first; a higher score is a better match.
+        """
+        wanted = sorted(set(terms(query)))
+        if not wanted or n <= 0 or (doc_ids is not None and not doc_ids):
+            return []
+        with self.snapshot():
+            count, frequency = self.term_stats(wanted)
+            present = [t for t in wanted if frequency[t]]
+            searched = _candidate_terms(present, frequency, count)
+            if not searched:
+                return []
+            match = " OR ".join(f'"{t}"' for t in searched)  # quoted: never read as FTS5 syntax
+            if doc_ids is None:  # SQLite sorting by bm25() beats FTS5's own ORDER BY rank: 48 vs 72 ms
+                best = "SELECT rowid AS r FROM keyword WHERE keyword MATCH ? ORDER BY bm25(keyword) LIMIT ?"
+                args = [match]
+            else:
+                best = ("SELECT keyword.rowid AS r FROM keyword JOIN keyword_rows k ON k.row = keyword.rowid "
+                        f"WHERE keyword MATCH ? AND k.doc_id IN ({','.join('?' * len(doc_ids))}) "
+                        "ORDER BY keyword.rank LIMIT ?")
+                args = [match, *doc_ids]
+            rows = self._db.execute(
+                f"SELECT {_JOINED_COLUMNS}, k.terms FROM ({best}) JOIN keyword_rows k ON k.row = r "
+                "JOIN chunks c ON c.chunk_id = k.chunk_id",
+                [*args, max(n, CANDIDATE_POOL)],
+            ).fetchall()
+            tokens = _keyword_totals(self._db)[1]
+        average = tokens / count if count else 1.0
+        scored = []
+        for *row, joined in rows:
+            words = joined.split()
+            counts = {t: words.count(t) for t in present}  # only the question's terms matter
+            score = bm25(counts, len(words), present, frequency, count, average)
+            scored.append((Chunk(*row), score))
+        scored.sort(key=lambda cs: (-cs[1], cs[0].doc_id, cs[0].n))
+        return scored[:n]
+
+    def term_stats(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """How many chunks are listed, and how many of them hold each term.
+
+        Args:
+            terms: analysed terms, as ``index.terms.terms`` returns them.
+
+        Returns:
+            ``(chunk_count, {term: chunks holding it})``; unknown terms map to 0.
+            Costs time in proportion to the chunks holding each term (about 4 ms
+            for a term in all of 100k chunks).
+        """
+        unique = sorted(set(terms))
+        found: dict[str, int] = {}
+        with self.snapshot():
+            count = _keyword_totals(self._db)[0]
+            for i in range(0, len(unique), 500):
+                part = unique[i : i + 500]
+                found.update(self._db.execute(
+                    f"SELECT term, doc FROM temp.keyword_vocab WHERE term IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall())
+        return count, {t: found.get(t, 0) for t in unique}
 
     # chunks ---------------------------------------------------------------
     def chunk_ids(self, doc_id: str | None = None) -> set[str]:
         """Ids of all chunks, or of one document's."""
         if doc_id is None:
-            return {row[0] for row in self.db.execute("SELECT chunk_id FROM chunks")}
-        return {r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,))}
+            return {row[0] for row in self._db.execute("SELECT chunk_id FROM chunks")}
+        return {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks WHERE doc_id=?", (doc_id,))}
 
     def count_chunks(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
     def chunks(self, chunk_ids: list[str] | None = None) -> list[Chunk]:
         """Chunks by id (in the given order, unknown ids dropped), or all chunks."""
         sql = f"SELECT {_COLUMNS} FROM chunks"
         if chunk_ids is None:
-            return [Chunk(*row) for row in self.db.execute(sql + " ORDER BY doc_id, n")]
+            return [Chunk(*row) for row in self._db.execute(sql + " ORDER BY doc_id, n")]
         found: dict[str, Chunk] = {}
-        for i in range(0, len(chunk_ids), 500):
-            part = chunk_ids[i : i + 500]
-            marks = ",".join("?" * len(part))
-            for row in self.db.execute(f"{sql} WHERE chunk_id IN ({marks})", part):
-                found[row[0]] = Chunk(*row)
+        with self.snapshot():
+            for i in range(0, len(chunk_ids), 500):
+                part = chunk_ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                for row in self._db.execute(f"{sql} WHERE chunk_id IN ({marks})", part):
+                    found[row[0]] = Chunk(*row)
         return [found[c] for c in chunk_ids if c in found]
+
+
+class _Connection:
+    """Holds one thread's connection: ``close`` finds it through a weak reference, and it
+    closes the connection when its thread ends (a connection alone lingers until the
+    garbage collector finds it: it is in a reference cycle with its statement cache)."""
+
+    __slots__ = ("db", "__weakref__")
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __del__(self) -> None:
+        self.db.close()
+
+
+def _meta(db: sqlite3.Connection, key: str) -> dict | None:
+    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _put_meta(db: sqlite3.Connection, key: str, value: dict) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def _put_keyword_state(db: sqlite3.Connection, generation: int, chunks: int, tokens: int) -> None:
+    """Record what the keyword index holds and how it was made (checked when a catalog opens)."""
+    _put_meta(db, "keyword", {"format": KEYWORD_FORMAT, **analysis(), "generation": generation,
+                              "chunks": chunks, "tokens": tokens})
+
+
+def _keyword_totals(db: sqlite3.Connection) -> tuple[int, int]:
+    """Chunks in the keyword index and their terms in all (for BM25's average length)."""
+    state = _meta(db, "keyword") or {}
+    return state.get("chunks", 0), state.get("tokens", 0)
+
+
+def _candidate_terms(present: list[str], frequency: dict[str, int], count: int) -> list[str]:
+    """The terms FTS5 searches for candidates: those in at most ``COMMON_TERM_SHARE`` of the chunks."""
+    return [t for t in present if frequency[t] <= COMMON_TERM_SHARE * count] or present
+
+
+_TERM_COUNT = "length(terms) - length(replace(terms, ' ', '')) + (terms <> '')"
+
+
+def _unlist(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
+    """Delete one document's listed chunks (or all) and their keyword terms.
+
+    Returns:
+        The chunks and terms taken out of the keyword index.
+    """
+    if doc_id is None:
+        removed = _keyword_totals(db)
+        db.execute("INSERT INTO keyword (keyword) VALUES ('delete-all')")
+        db.execute("DELETE FROM keyword_rows")
+        db.execute("DELETE FROM chunks")
+        return removed
+    chunks, tokens = db.execute(f"SELECT COUNT(*), COALESCE(SUM({_TERM_COUNT}), 0) FROM keyword_rows "
+                                "WHERE doc_id=?", (doc_id,)).fetchone()
+    # an external-content FTS5 row is deleted by giving it the terms it was indexed with
+    db.execute("INSERT INTO keyword (keyword, rowid, terms) SELECT 'delete', row, terms FROM keyword_rows "
+               "WHERE doc_id=?", (doc_id,))
+    db.execute("DELETE FROM keyword_rows WHERE doc_id=?", (doc_id,))
+    db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+    return chunks, tokens
+
+
+def _list_keywords(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
+    """Add the terms of one document's listed chunks (or of all) to the keyword index.
+
+    Returns:
+        The chunks and terms added.
+    """
+    if doc_id is None:
+        rows = db.execute("SELECT chunk_id, doc_id, text FROM chunks ORDER BY doc_id, n")
+    else:
+        rows = db.execute("SELECT chunk_id, doc_id, text FROM chunks WHERE doc_id=? ORDER BY n", (doc_id,))
+    chunks = tokens = 0
+    for chunk_id, doc, text in rows:  # streamed: a document may have any number of chunks
+        joined = joined_terms(text)
+        row = db.execute("INSERT INTO keyword_rows (chunk_id, doc_id, terms) VALUES (?, ?, ?)",
+                         (chunk_id, doc, joined)).lastrowid
+        db.execute("INSERT INTO keyword (rowid, terms) VALUES (?, ?)", (row, joined))
+        chunks, tokens = chunks + 1, tokens + (joined.count(" ") + 1 if joined else 0)
+    return chunks, tokens

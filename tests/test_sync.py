@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections import Counter
 
 import pytest
 
+from index.embedder import HashEmbedder
 from index.readers import read
 from index.sync import ChunkSettings, Index, IndexBusy, SettingsMismatch, ingest, remove
+from index.terms import terms
 
 
 @pytest.fixture
@@ -25,6 +28,8 @@ def state(index: Index):
     ids = [c.chunk_id for c in chunks]
     assert len(ids) == len(set(ids)), "duplicate chunk ids"
     assert set(ids) == index.store.ids(), "Chroma and the catalog disagree"
+    held = Counter(t for c in chunks for t in set(terms(c.text)))
+    assert index.catalog.term_stats(sorted(held)) == (len(chunks), dict(held)), "keyword index out of step"
     docs = {d.source: (d.hash, d.chunks) for d in index.catalog.documents()}
     return docs, sorted(ids)
 
@@ -225,3 +230,51 @@ def test_asking_an_index_built_by_another_embedder_is_refused(tmp_path, corpus):
         other.ask("What is Ghent?")
     other.ingest([corpus], rebuild=True)
     assert other.ask("What is Ghent?").citations
+
+
+KILLED_CHILD = """
+import sys
+from pathlib import Path
+from index.embedder import HashEmbedder
+from index.sync import Index, ingest
+index = Index(Path(sys.argv[1]), HashEmbedder())
+ingest(index, [Path(sys.argv[2])], progress=lambda done, total, source: print(source, flush=True))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_ingest_leaves_nothing_of_its_file_searchable(tmp_path, corpus):
+    """SIGKILL while a long file's chunks are staged: no keyword search finds them, then re-run."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    index_dir = tmp_path / "index"
+    first = Index(index_dir, HashEmbedder())
+    ingest(first, [corpus])
+    first.close()
+    long = corpus / "zz-long.txt"  # indexed last; ~10 batches of 64 chunks
+    long.write_text("".join(f"Line {i}: the quillfeather ledger of harbour {i % 97}.\n" for i in range(12000)))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(index_dir), str(corpus)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if "chunks so far" in line:  # a batch of the long file is staged, the file not committed
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]
+    with sqlite3.connect(index_dir / "catalog.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM staged_chunks").fetchone()[0] >= 64
+
+    index = Index(index_dir, HashEmbedder())
+    assert index.catalog.keyword_search("quillfeather ledger", 5) == []
+    assert index.catalog.term_stats(["quillfeath"])[1] == {"quillfeath": 0}
+    assert index.catalog.keyword_search("Atomium", 5), "what was committed before stays searchable"
+    report = ingest(index, [corpus])
+    assert report.added == ["zz-long.txt"]
+    count, frequency = index.catalog.term_stats(["quillfeath"])
+    assert frequency["quillfeath"] == report.chunks and count == len(index.catalog.chunks())
+    index.close()
