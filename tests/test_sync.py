@@ -173,7 +173,7 @@ def test_renamed_folder_reindexes_cleanly(index, corpus, tmp_path):
     ingest(index, [corpus.parent / "corpus"]) if corpus.exists() else None
     ingest(index, [moved])
     assert len(index.catalog.documents()) == 12  # the old root was not re-ingested: kept
-    remove(index, str(corpus))
+    remove(index, str(corpus), folder=True)
     assert len(index.catalog.documents()) == 6
     state(index)
 
