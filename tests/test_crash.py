@@ -115,6 +115,47 @@ def test_two_ingests_at_once_one_refuses_clearly(tmp_path, corpus):
     assert "added 6" in out
 
 
+REBUILD_KILLED_HALFWAY = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from index.catalog import Catalog
+    from index.embedder import HashEmbedder
+    from index.store import VectorStore
+    from index.sync import Index, ingest
+
+    def then_killed(step):
+        def run(*args, **kwargs):
+            step(*args, **kwargs)
+            print("KILLED AFTER", step.__qualname__, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return run
+
+    # a rebuild empties the catalog and drops the vectors: killed after whichever comes first
+    Catalog.clear = then_killed(Catalog.clear)
+    VectorStore.drop = then_killed(VectorStore.drop)
+    ingest(Index(Path(sys.argv[1]), HashEmbedder()), [Path(sys.argv[2])], rebuild=True)
+""")
+
+
+def test_a_rebuild_killed_between_its_steps_leaves_no_chunk_without_vector(tmp_path):
+    corpus = tmp_path / "corpus"
+    _write_corpus(corpus, random.Random(3), 1)
+    index_dir = tmp_path / "index"
+    assert not _run(index_dir, corpus, kill_after=None)
+    killed = subprocess.run([sys.executable, "-c", REBUILD_KILLED_HALFWAY, str(index_dir), str(corpus)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL and "KILLED AFTER" in killed.stdout, killed.stderr[-2000:]
+    index = Index(index_dir, HashEmbedder())
+    try:
+        without = index.catalog.chunk_ids() - index.store.ids()
+        assert not without, f"the catalog lists {len(without)} chunks whose vectors are gone"
+    finally:
+        index.close()
+    assert not _run(index_dir, corpus, kill_after=None)  # a plain ingest, no --rebuild
+    assert not _run(tmp_path / "clean", corpus, kill_after=None)
+    assert _state(index_dir) == _state(tmp_path / "clean")
+
+
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
