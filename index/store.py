@@ -142,8 +142,9 @@ def _transient(exc: BaseException) -> bool:
 
     if isinstance(exc, httpx.TransportError):
         return True
-    if isinstance(exc, ValueError) and "Could not connect to a Chroma server" in str(exc):
-        return True
+    if isinstance(exc, ValueError):  # Chroma's client wraps a failure to connect in a ValueError
+        inner = exc.__cause__ or exc.__context__
+        return "Could not connect to a Chroma server" in str(exc) or (inner is not None and _transient(inner))
     # Chroma raises a bare Exception for an error response that is not its own JSON (a proxy's 502/503)
     return type(exc) is Exception
 
