@@ -355,8 +355,7 @@ def test_browser_remove_box_needs_the_folder_box_and_never_takes_the_root(browse
     page = _open(browser, server, requests)
     page.get_by_role("tab", name="Documents").click()
     page.wait_for_selector("#documents")
-    page.wait_for_timeout(1500)
-    before = page.inner_text("#documents")
+    before = _documents(client(server))[1]
     box = page.locator("#remove-choice input")
     box.fill("/")
     box.press("Enter")
@@ -365,8 +364,7 @@ def test_browser_remove_box_needs_the_folder_box_and_never_takes_the_root(browse
     page.wait_for_function(
         "document.querySelector('#status textarea').value.startsWith('Not removed')", timeout=30_000)
     assert "filesystem root" in page.input_value("#status textarea")
-    page.wait_for_timeout(1500)
-    assert page.inner_text("#documents") == before
+    assert _documents(client(server))[1] == before
 
 
 def test_two_tabs_do_not_share_a_conversation(browser, server):
