@@ -17,15 +17,17 @@ from typing import Iterator
 from assistant.answer import (
     ABSTAIN_TEXT,
     Answer,
+    PromptBudget,
     build_messages,
     cited_numbers,
     evidence,
     extractive_text,
     finalize,
+    fit_passages,
     make_citations,
     question_terms,
 )
-from assistant.config import MODES, Settings
+from assistant.config import MODES, Settings, check_k
 from assistant.models import LLM, make_embedder, make_llm
 from assistant.retrieval import Retriever, terms
 from index.catalog import Document
@@ -89,9 +91,11 @@ class Assistant:
         return ingest(self.index, [Path(p) for p in paths], progress=progress, rebuild=rebuild,
                       wait=wait)
 
-    def remove(self, target: str, wait: float = 0) -> list[str]:
-        """Remove a document (by source, path, or folder); returns the sources removed."""
-        return remove(self.index, target, wait=wait)
+    def remove(self, target: str, wait: float = 0, folder: bool = False) -> list[str]:
+        """Remove a document by its source as listed, or its path; every document under a
+        folder only with ``folder=True``. Returns the sources removed; raises ValueError
+        (``index.sync.RemovalRefused``) for an ambiguous name, an unconfirmed folder, or ``/``."""
+        return remove(self.index, target, wait=wait, folder=folder)
 
     def documents(self) -> list[Document]:
         return self.index.catalog.documents()
@@ -132,7 +136,7 @@ class Assistant:
             raise ValueError("the question is empty")
         # never answer from vectors another embedder made (raises SettingsMismatch, saying how to rebuild)
         self.index.check_settings()
-        k = k or self.settings.k
+        k = check_k(self.settings.k if k is None else k)
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -166,6 +170,11 @@ class Assistant:
             yield text
             yield final(text, False, hits, ev, "extractive", asked_llm=False)
             return
+        # only what fits the model's window is shown, and only what is shown can be cited
+        budget = PromptBudget.for_llm(self.llm, self.settings.max_answer_tokens)
+        shown = fit_passages(query, hits, budget)
+        if shown != hits:
+            hits, ev = shown, evidence(query, shown, self.embedder, titles)
         raw = ""
         for piece in self.llm.stream(build_messages(query, hits), self.settings.max_answer_tokens):
             raw += piece
@@ -216,7 +225,7 @@ def ask(question: str, k: int | None = None, docs: list[str] | None = None,
 
     Args:
         question: the question.
-        k: passages to give the answerer (default 4).
+        k: passages to give the answerer, 1 to 10 (default 4).
         docs: restrict to these documents (sources as listed, or paths).
         mode: ``auto`` (quote the best sentences when the evidence is strong, else the
             LLM), ``generate`` (the LLM) or ``extractive`` (best sentences, no LLM).

@@ -1,7 +1,9 @@
 """The ``assistant`` command: ingest / list / remove / ask / chat, thin over ``assistant.api``.
 
 Exit codes: 0 success; 1 some files failed to index, or the index is busy or
-mismatched; 2 a usage error (bad option, unknown document, empty question).
+mismatched, or its Chroma server does not answer; 2 a usage error (bad option, k
+out of range, unknown document, empty question, a removal refused as ambiguous or
+as an unconfirmed folder).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from assistant.answer import Answer
-from assistant.config import BACKENDS, MODES, RUNTIMES, Settings
+from assistant.config import BACKENDS, K_MAX, MODES, RUNTIMES, Settings, check_k
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
 
@@ -35,6 +37,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
                    help="processes embedding in parallel at ingest (env ASSISTANT_EMBED_WORKERS)")
 
 
+def _k(text: str) -> int:
+    try:
+        return check_k(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Ask questions of your documents; every answer cites its passages.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _common(p)
 
-    p = sub.add_parser("remove", help="take a document (or every document under a folder) out of the index")
-    p.add_argument("target", metavar="PATH")
+    p = sub.add_parser("remove", help="take a document (or, with --folder, every document under a folder) "
+                                      "out of the index")
+    p.add_argument("target", metavar="SOURCE", help="a source as `assistant list` shows it, or its path")
+    p.add_argument("--folder", action="store_true",
+                   help="TARGET is a folder: remove every document under it (asked for explicitly)")
     p.add_argument("--wait", type=float, default=0, metavar="SECONDS")
     _common(p)
 
@@ -60,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ask":
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="print the answer as JSON")
-        p.add_argument("--k", type=int, help="passages given to the answerer (default 4)")
+        p.add_argument("--k", type=_k, help=f"passages given to the answerer, 1 to {K_MAX} (default 4)")
         p.add_argument("--doc", action="append", metavar="PATH", help="only these documents (repeatable)")
         p.add_argument("--mode", choices=MODES,
                        help="auto (quote strong evidence, else the LLM; the default with the bundled "
@@ -71,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", required=True, metavar="DIR", help="the documents the questions are about")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
     p.add_argument("--baseline", action="store_true", help="also run a plain llama-index pipeline")
-    p.add_argument("--k", type=int, help="passages per question (default 4)")
+    p.add_argument("--k", type=_k, help=f"passages per question, 1 to {K_MAX} (default 4)")
     p.add_argument("--mode", choices=MODES)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(p)
@@ -160,7 +172,7 @@ def cmd_list(bot, args) -> int:
 
 
 def cmd_remove(bot, args) -> int:
-    removed = bot.remove(args.target, wait=args.wait)
+    removed = bot.remove(args.target, wait=args.wait, folder=args.folder)
     if not removed:
         print(f"nothing indexed matches {args.target!r}; see `assistant list`", file=sys.stderr)
         return 2
@@ -281,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     from assistant.api import Assistant
     from assistant.models import LLMError
     from index.embedder import EmbedderError
+    from index.store import StoreUnavailable
     from index.sync import IndexProblem
 
     try:
@@ -293,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"assistant: {exc}", file=sys.stderr)
         return 2
-    except (IndexProblem, LLMError, EmbedderError) as exc:
+    except (IndexProblem, LLMError, EmbedderError, StoreUnavailable) as exc:
         print(f"assistant: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,7 +9,8 @@
 | ASSISTANT_LLM_MODEL | model name to ask that server for | ``default`` |
 | ASSISTANT_LLM_API_KEY | API key for that server | unset |
 | ASSISTANT_MODE | ``auto`` (quote strong evidence, else the LLM), ``generate`` (the LLM) or ``extractive`` (no LLM) | auto with the bundled model, generate with a server |
-| ASSISTANT_K | passages given to the answerer | 4 |
+| ASSISTANT_K | passages given to the answerer (1 to 10) | 4 |
+| ASSISTANT_LLM_CONTEXT | context window (tokens) of the OpenAI-compatible server's model; the prompt is budgeted to it | 8192 |
 | ASSISTANT_MAX_FILE_MB | larger HTML, PDF and DOCX files (read whole) and uploads are refused; text is streamed | 50 |
 | ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
 | ASSISTANT_EMBED_RUNTIME | ``onnx`` (int8, faster) or ``torch`` for the embedding model | onnx |
@@ -26,6 +27,20 @@ from typing import Mapping
 BACKENDS = ("bundled", "openai", "none")
 RUNTIMES = ("onnx", "torch")  # index.embedder.RUNTIMES, without importing index at config time
 MODES = ("auto", "generate", "extractive")
+K_MAX = 10  # passages an answer may be given; the prompt is also budgeted to the model's window
+SERVER_CONTEXT = 8192  # tokens assumed for an OpenAI-compatible server's model unless told
+
+
+def check_k(k) -> int:
+    """``k`` as an int from 1 to ``K_MAX``; raises ValueError saying the range otherwise."""
+    value = k
+    if isinstance(k, float) and k.is_integer():
+        value = int(k)
+    elif isinstance(k, str) and k.strip().lstrip("-").isdigit():
+        value = int(k)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= K_MAX:
+        raise ValueError(f"k (passages) must be a whole number from 1 to {K_MAX}, not {k!r}")
+    return value
 
 
 def default_index_dir() -> Path:
@@ -54,6 +69,7 @@ class Settings:
     chunk_tokens: int = 200
     overlap_tokens: int = 30
     max_answer_tokens: int = 160
+    llm_context: int = SERVER_CONTEXT
     _mode_defaulted: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -70,8 +86,9 @@ class Settings:
             raise ValueError(f"embed_runtime must be one of {', '.join(RUNTIMES)}, not {self.embed_runtime!r}")
         if self.embed_workers < 1:
             raise ValueError("embed_workers must be at least 1")
-        if self.k < 1:
-            raise ValueError("k must be at least 1")
+        object.__setattr__(self, "k", check_k(self.k))
+        if self.llm_context < 512:
+            raise ValueError(f"llm_context must be at least 512 tokens, not {self.llm_context}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -90,6 +107,7 @@ class Settings:
             "threads": int(env["ASSISTANT_THREADS"]) if env.get("ASSISTANT_THREADS") else None,
             "embed_runtime": env.get("ASSISTANT_EMBED_RUNTIME") or None,
             "embed_workers": int(env["ASSISTANT_EMBED_WORKERS"]) if env.get("ASSISTANT_EMBED_WORKERS") else None,
+            "llm_context": int(env["ASSISTANT_LLM_CONTEXT"]) if env.get("ASSISTANT_LLM_CONTEXT") else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("llm_url") and not values.get("backend"):

@@ -10,7 +10,9 @@ import atexit
 import functools
 import importlib.util
 import json
+import math
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -18,6 +20,9 @@ from typing import Iterator, Protocol
 from index import embedder as _embedder
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_CONTEXT = 2048  # the bundled model's context window (tokens), prompt and answer together
+ABANDON_AFTER = 30.0  # seconds a stream may go unread before its generation stops and frees the model
+_BUFFER = 16  # generated pieces held for a slow reader before generation waits for it
 
 
 class LLMError(RuntimeError):
@@ -25,9 +30,23 @@ class LLMError(RuntimeError):
 
 
 class LLM(Protocol):
+    """What the assistant needs of a model. ``context_window`` (tokens, prompt and answer
+    together) and ``count_tokens`` budget the prompt (``assistant.answer.PromptBudget``);
+    a model without them is budgeted with a default window and an estimate."""
+
     name: str
+    context_window: int
 
     def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A safe over-estimate of a text's tokens for a tokenizer we cannot run: one per two
+    bytes of UTF-8 (English runs at about four characters a token, so this leaves room;
+    text in other scripts costs more bytes per token too)."""
+    return math.ceil(len(text.encode("utf-8")) / 2)
 
 
 def bundled_model_path() -> Path:
@@ -104,7 +123,7 @@ def _load_llama(path: str, threads: int):
         ) from exc
     llama = Llama(
         model_path=path,
-        n_ctx=2048,
+        n_ctx=BUNDLED_CONTEXT,
         n_threads=threads or max(1, os.cpu_count() or 1),
         n_batch=512,
         flash_attn=True,  # reads a prompt about 15% faster on CPU
@@ -117,22 +136,81 @@ def _load_llama(path: str, threads: int):
 
 class BundledLLM:
     """SmolLM2-135M-Instruct through llama-cpp-python, loaded once per process (as Q8_0,
-    see ``prepared_model_path``)."""
+    see ``prepared_model_path``).
 
-    def __init__(self, threads: int = 0, path: Path | None = None):
+    One llama.cpp context serves one generation at a time, so streams take turns.
+    A stream holds the model only while it is read: when its reader closes it, or
+    asks for no piece for ``abandon_after`` seconds (a browser tab that went away),
+    its generation stops and the next stream gets the model.
+    """
+
+    def __init__(self, threads: int = 0, path: Path | None = None, abandon_after: float = ABANDON_AFTER):
         self.path = path or prepared_model_path()
         self.name = f"bundled:{self.path.stem}"
         self._llama = _load_llama(str(self.path), threads)
         self._lock = _lock_for(str(self.path))
+        self.context_window = int(self._llama.n_ctx())
+        self.abandon_after = abandon_after
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer."""
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
-        with self._lock:  # one llama.cpp context cannot serve two generations at once
-            for part in self._llama.create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True
-            ):
-                piece = part["choices"][0]["delta"].get("content")
-                if piece:
-                    yield piece
+        pieces: queue.Queue = queue.Queue(maxsize=_BUFFER)
+        stop = threading.Event()
+        worker = threading.Thread(target=self._generate, args=(messages, max_tokens, pieces, stop),
+                                  daemon=True, name="llm-generate")
+        worker.start()
+        try:
+            while True:
+                try:
+                    kind, value = pieces.get(timeout=1.0)
+                except queue.Empty:
+                    if worker.is_alive() or not pieces.empty():
+                        continue
+                    raise LLMError(
+                        f"this answer was not read for {self.abandon_after:g} s, so the model went on "
+                        "to other questions; ask again"
+                    ) from None
+                if kind == "piece":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()  # the reader is gone (closed, or done): stop generating
+
+    def _generate(self, messages: list[dict], max_tokens: int, pieces: queue.Queue,
+                  stop: threading.Event) -> None:
+        """Generate into ``pieces`` while the reader keeps reading (runs in its own thread)."""
+        def handed(item) -> bool:
+            try:
+                pieces.put(item, timeout=self.abandon_after)
+                return True
+            except queue.Full:
+                return False  # nobody read for abandon_after seconds: abandoned
+
+        finished = ("done", None)
+        try:
+            with self._lock:  # one llama.cpp context cannot serve two generations at once
+                if stop.is_set():
+                    return
+                parts = self._llama.create_chat_completion(
+                    messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True
+                )
+                try:
+                    for part in parts:
+                        piece = part["choices"][0]["delta"].get("content")
+                        if stop.is_set() or (piece and not handed(("piece", piece))):
+                            return
+                finally:
+                    parts.close()
+        except Exception as exc:  # handed to the reader, who raises it
+            finished = ("error", exc)
+        if not stop.is_set():
+            handed(finished)
 
 
 @functools.lru_cache(maxsize=None)
@@ -148,15 +226,22 @@ class OpenAICompatLLM:
         model: model name to request.
         api_key: sent as a bearer token when given.
         timeout: seconds to wait for the server.
+        context_window: the served model's context window in tokens (prompt and answer);
+            the prompt is budgeted to it with ``estimate_tokens``.
     """
 
     def __init__(self, base_url: str, model: str = "default", api_key: str | None = None,
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, context_window: int = 8192):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
         self.timeout = timeout
+        self.context_window = context_window
         self.name = f"openai:{model}@{self.base_url}"
+
+    def count_tokens(self, text: str) -> int:
+        """An over-estimate: the server's tokenizer is not at hand (see ``estimate_tokens``)."""
+        return estimate_tokens(text)
 
     def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
         import httpx
@@ -189,7 +274,8 @@ def make_llm(settings) -> LLM | None:
     if settings.backend == "none":
         return None
     if settings.backend == "openai":
-        return OpenAICompatLLM(settings.llm_url, settings.llm_model, settings.llm_api_key)
+        return OpenAICompatLLM(settings.llm_url, settings.llm_model, settings.llm_api_key,
+                               context_window=settings.llm_context)
     return BundledLLM(threads=settings.threads)
 
 

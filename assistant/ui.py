@@ -19,11 +19,13 @@ from pathlib import Path
 
 from assistant.answer import Answer
 from assistant.api import Assistant
-from assistant.config import MODES
+from assistant.config import K_MAX, MODES, check_k
 from index.readers import SUPPORTED_SUFFIXES
-from index.sync import IndexProblem
+from index.store import StoreUnavailable
+from index.sync import IndexProblem, remove_documents
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+INGEST_WAIT = 600  # seconds an upload's ingest waits for another writer (a CLI ingest) to finish
 CSS = """
 .passage { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px; margin: 8px 0; }
 .passage.cited { border-color: #1f6feb; }
@@ -109,9 +111,14 @@ def safe_upload_name(name: str) -> str:
 
 @dataclass
 class IngestJob:
-    """The one background ingest a server runs at a time, and what it has done so far."""
+    """The one background ingest a server runs at a time, and what it has done so far.
+
+    ``pending`` is set when files arrive while it runs: it then runs once more when
+    it ends, so every upload is indexed.
+    """
 
     running: bool = False
+    pending: bool = False
     done: int = 0
     total: int = 0
     current: str = ""
@@ -187,27 +194,46 @@ class App:
             if target.parent != self.upload_dir.resolve():
                 refused.append(f"{original!r}: not a plain file name")
                 continue
-            shutil.copyfile(str(tmp), target)
+            # copied under a hidden name (ingest skips those), then renamed: a running
+            # ingest sees the old file or the whole new one, never half of it
+            part = target.with_name(f".{name}.{threading.get_ident()}.part")
+            shutil.copyfile(str(tmp), part)
+            os.replace(part, target)
             accepted.append(name)
         return accepted, refused
 
     def start_ingest(self) -> str:
-        """Index the upload folder in the background; returns a status line."""
+        """Index the upload folder in the background; returns a status line.
+
+        Files uploaded while an ingest runs are queued: it runs again when it ends.
+        """
         with self.job.lock:
             if self.job.running:
-                return "Indexing is already running."
-            self.job.running, self.job.done, self.job.total = True, 0, 0
+                self.job.pending = True
+                return "Indexing is running; these files are queued and indexed when it ends."
+            self.job.running, self.job.pending = True, False
             self.job.started = time.monotonic()
             self.job.message = "Indexing started."
-        threading.Thread(target=self._ingest, daemon=True).start()
+        threading.Thread(target=self._ingest, daemon=True, name="upload-ingest").start()
         return "Indexing started."
 
     def _ingest(self) -> None:
+        """Run ingests of the upload folder until no upload is pending."""
+        while True:
+            self.job.done, self.job.total, self.job.current = 0, 0, ""
+            self._ingest_once()
+            with self.job.lock:
+                if not self.job.pending:
+                    self.job.running = False
+                    return
+                self.job.pending = False
+
+    def _ingest_once(self) -> None:
         def progress(done, total, source):
             self.job.done, self.job.total, self.job.current = done, total, source
 
         try:
-            report = self.bot.ingest([self.upload_dir], progress=progress)
+            report = self.bot.ingest([self.upload_dir], progress=progress, wait=INGEST_WAIT)
             failed = "; ".join(f"{s}: {r}" for s, r in report.failed)
             self.job.message = (
                 f"Indexed: {len(report.added)} added, {len(report.updated)} updated, "
@@ -216,23 +242,29 @@ class App:
             )
         except Exception as exc:  # shown to the user; the index itself is unchanged
             self.job.message = f"Indexing failed: {exc}"
-        finally:
-            self.job.running = False
 
     def status(self) -> str:
         if self.job.running:
             return f"Indexing… {self.job.done} of {self.job.total or '?'} files: {self.job.current}"
         return self.job.message
 
-    def remove(self, source: str | None) -> str:
+    def remove(self, source: str | None, folder: bool = False) -> str:
+        """Remove a document as listed (a folder only with ``folder``); returns a status line.
+
+        An uploaded file goes from the upload folder too, so it is not indexed again.
+        """
         if not source:
             return "Choose a document to remove."
-        removed = self.bot.remove(source)
-        for name in removed:
-            path = (self.upload_dir / name).resolve()
-            if path.parent == self.upload_dir.resolve() and path.exists():
+        try:
+            removed = remove_documents(self.bot.index, source, folder=bool(folder))
+        except (ValueError, IndexProblem, StoreUnavailable) as exc:
+            return f"Not removed: {exc}"
+        uploads = self.upload_dir.resolve()
+        for doc in removed:
+            path = Path(doc.path)
+            if path.parent == uploads and path.exists():
                 path.unlink()
-        return f"Removed {', '.join(removed)}." if removed else f"{source} is not indexed."
+        return f"Removed {', '.join(d.source for d in removed)}." if removed else f"{source} is not indexed."
 
     # answers ------------------------------------------------------------------
     def answer_stream(self, question: str, history: list[dict], k: int, mode: str, backend: str,
@@ -242,7 +274,7 @@ class App:
         bot = self.using(backend)
         turns = [{"role": m["role"], "content": _plain(m["content"])} for m in history or []]
         partial = ""
-        for item in bot.stream(question, history=turns, k=int(k), docs=docs or None, mode=mode):
+        for item in bot.stream(question, history=turns, k=check_k(k), docs=docs or None, mode=mode):
             if isinstance(item, Answer):
                 yield chat_text(item, notice), item, notice
             else:
@@ -278,7 +310,7 @@ def build_ui(app: App):
                         send = gr.Button("Ask", variant="primary", elem_id="ask")
                         clear = gr.Button("New conversation", elem_id="clear")
                     with gr.Accordion("Settings", open=False):
-                        k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages")
+                        k = gr.Slider(1, K_MAX, value=settings.k, step=1, label="Passages")
                         mode = gr.Radio(list(MODES), value=settings.mode, label="Answer mode",
                                         info="auto: quote a passage that states the answer plainly, "
                                              "else the LLM writes it; generate: always the LLM; "
@@ -300,6 +332,8 @@ def build_ui(app: App):
                 to_remove = gr.Dropdown(app.sources(), value=None, label="Document",
                                         allow_custom_value=True,
                                         elem_id="remove-choice")
+                whole_folder = gr.Checkbox(False, label="everything under this folder",
+                                           elem_id="remove-folder")
                 remove_btn = gr.Button("Remove from index", elem_id="remove")
         timer = gr.Timer(1.0)
 
@@ -314,7 +348,7 @@ def build_ui(app: App):
                     shown[-1] = {"role": "assistant", "content": text}
                     panel = render_sources(answer, notice) if answer else gr.update()
                     yield shown, panel, ""
-            except (ValueError, IndexProblem) as exc:
+            except (ValueError, IndexProblem, StoreUnavailable) as exc:
                 shown[-1] = {"role": "assistant", "content": f"Error: {exc}"}
                 yield shown, gr.update(), ""
 
@@ -342,13 +376,16 @@ def build_ui(app: App):
         listing = [status, table, to_remove, docs]
         timer.tick(refresh, None, listing, show_progress="hidden", queue=False,
                    api_name="documents")
-        remove_btn.click(app.remove, to_remove, status, api_name="remove").then(
+        remove_btn.click(app.remove, [to_remove, whole_folder], status, api_name="remove").then(
             refresh, None, listing, api_visibility="undocumented")
 
         def ask(question: str, k: int = settings.k, mode: str = settings.mode,
                 docs: list[str] | None = None) -> dict:
             """Answer one question; returns the same JSON as `assistant ask --json`."""
-            answer = app.bot.ask(question, k=int(k), docs=docs or None, mode=mode)
+            try:
+                answer = app.bot.ask(question, k=check_k(k), docs=docs or None, mode=mode)
+            except (ValueError, IndexProblem, StoreUnavailable) as exc:
+                raise gr.Error(str(exc)) from exc
             return answer.to_dict()
 
         gr.api(ask, api_name="ask")

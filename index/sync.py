@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
+import threading
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,10 +34,14 @@ from filelock import FileLock, Timeout
 
 from index.catalog import Catalog, Chunk, Document
 from index.chunking import CHUNKER_VERSION, ENCODING, chunk_stream, chunk_text
+from index.embedder import EmbedderError
 from index.readers import STREAMED_SUFFIXES, SUPPORTED_SUFFIXES, ReadError, open_text, read
-from index.store import VectorStore, open_client
+from index.store import StoreUnavailable, VectorStore
 
 EMBED_BATCH = 64  # chunks embedded together across small files
+WRITER_STAMP = "store.writer"  # a new random stamp per write session (see Index.writing)
+
+log = logging.getLogger(__name__)
 
 
 class IndexProblem(RuntimeError):
@@ -46,6 +54,10 @@ class IndexBusy(IndexProblem):
 
 class SettingsMismatch(IndexProblem):
     """The index was built with other embedder or chunker settings."""
+
+
+class IndexWriteFailed(IndexProblem):
+    """Writing to the vector store or the catalog failed: a problem of the index, not of a file."""
 
 
 @dataclass(frozen=True)
@@ -107,13 +119,83 @@ class Index:
         self.max_file_bytes = max_file_bytes
         self.catalog = Catalog(self.dir / "catalog.sqlite3")
         self._store: VectorStore | None = None
+        self._opening = threading.Lock()  # the first open of the store
+        self._reopening = threading.Lock()  # held by a reopen in the background, and by our writers
+        self._seen_generation: int | None = None  # catalog generation the store is known to show
+        self._seen_writer: str | None = None  # stamp of our last write session (see ``writing``)
+        self._retry_refresh_at = 0.0
 
     @property
     def store(self) -> VectorStore:
+        """The vector store, kept current with what other processes write.
+
+        When the catalog changed and this process did not change it, a fresh Chroma
+        client is opened in the background and swapped in when ready; until then
+        queries use the current one (the new documents are already found by keyword).
+        """
         if self._store is None:
-            client = open_client(self.dir / "chroma", self.chroma_url)
-            self._store = VectorStore(client, self.embedder, name=self._collection_name())
+            with self._opening:
+                if self._store is None:
+                    generation = self.catalog.generation()
+                    self._store = VectorStore(self.embedder, persist_dir=self.dir / "chroma",
+                                              url=self.chroma_url, name=self._collection_name())
+                    self._seen_generation = generation
+        elif (not self.chroma_url and self.catalog.generation() != self._seen_generation
+              and time.monotonic() >= self._retry_refresh_at):
+            self._refresh_in_background()
         return self._store
+
+    def _refresh_in_background(self) -> None:
+        if not self._reopening.acquire(blocking=False):
+            return  # a reopen is under way, or this process is writing (its client is current)
+        threading.Thread(target=self._refresh, daemon=True, name="index-store-reopen").start()
+
+    def _refresh(self) -> None:
+        """Reopen the store (``_reopening`` is held by the caller; released here)."""
+        try:
+            generation = self.catalog.generation()
+            self._store.reopen()
+            self._seen_generation = generation
+        except Exception as exc:  # the old client keeps serving; tried again in a while
+            self._retry_refresh_at = time.monotonic() + 5
+            log.warning("could not reopen the vector store at %s (%s: %s); using the open one",
+                        self.dir, type(exc).__name__, exc)
+        finally:
+            self._reopening.release()
+
+    def _writer_stamp(self) -> str:
+        try:
+            return (self.dir / WRITER_STAMP).read_text()
+        except FileNotFoundError:
+            return ""
+
+    @contextmanager
+    def writing(self, wait: float = 0) -> Iterator[None]:
+        """Hold the one-writer lock, with a store that has seen every earlier write.
+
+        A Chroma client that missed another process's writes would drop that
+        process's vectors from the search graph if it wrote. Every write session
+        first leaves a new random stamp in the index folder; when the stamp found is
+        not the one of this process's last session, another process wrote (or is
+        killed while writing) since, and the store is reopened before anything is
+        written. A store first opened here, under the lock, is current already.
+        """
+        lock = self.lock(wait)
+        try:
+            with self._reopening:  # no background reopen while this process writes
+                stamp = self._writer_stamp()
+                if self._store is None:
+                    self._seen_writer = stamp
+                store = self.store
+                if not self.chroma_url and stamp != self._seen_writer:
+                    store.reopen()
+                self._seen_writer = _write_stamp(self.dir / WRITER_STAMP)
+                try:
+                    yield
+                finally:
+                    self._seen_generation = self.catalog.generation()
+        finally:
+            lock.release()
 
     def _collection_name(self) -> str:
         # One collection per index folder, so several indexes can share a Chroma server.
@@ -155,7 +237,18 @@ class Index:
         return lock
 
     def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
         self.catalog.close()
+
+
+def _write_stamp(path: Path) -> str:
+    """Write a new random writer stamp (whole or not at all); returns it."""
+    stamp = uuid.uuid4().hex
+    part = path.with_name(f"{path.name}.{os.getpid()}.part")
+    part.write_text(stamp)
+    os.replace(part, path)
+    return stamp
 
 
 def _sha256(path: Path) -> str:
@@ -225,8 +318,11 @@ def ingest(
     """Bring the index in line with ``paths`` (files and folders).
 
     Unchanged files are skipped, changed files have their chunks replaced, files gone
-    from a given folder are removed; files under other folders are left alone. One
-    broken file is recorded in the report and the rest go on.
+    from a given folder are removed; files under other folders are left alone. Whatever
+    goes wrong with one file (reading, decoding, cutting, embedding it) is recorded in
+    the report with the file and the reason, and the rest go on; only a failure of the
+    index itself (the lock, the settings, writing to the store or catalog) or of the
+    embedder as a whole stops the run.
 
     Args:
         index: the index to write.
@@ -243,14 +339,14 @@ def ingest(
     Raises:
         IndexBusy: another writer holds the lock.
         SettingsMismatch: the index has other settings and ``rebuild`` is False.
+        IndexWriteFailed: the vector store or the catalog refused a write.
+        StoreUnavailable: the Chroma server did not answer.
     """
     started = time.perf_counter()
     report = SyncReport()
-    lock = index.lock(wait)
-    try:
+    with index.writing(wait):
         if rebuild:
-            index.store.drop()
-            index.catalog.clear()
+            _clear(index)
         index.check_settings()
         index.catalog.set_meta("settings", index.settings())
         _delete_orphans(index)
@@ -265,17 +361,37 @@ def ingest(
                     during = functools.partial(_chunks_so_far, progress, done - 1, len(planned),
                                                item.source) if progress else None
                     writer.add(prepared, during)
-            except (ReadError, OSError) as exc:
-                reason = str(exc) if isinstance(exc, ReadError) else f"cannot read file: {exc}"
-                report.failed.append((item.source, reason))
+            except (IndexProblem, StoreUnavailable, EmbedderError):
+                raise  # the index or the embedder as a whole: no later file would fare better
+            except Exception as exc:  # anything else going wrong with one file is that file's failure
+                report.failed.append((item.source, _reason(exc)))
             if progress:
                 progress(done, len(planned), item.source)
         writer.flush()
         _remove_vanished(index, folders, seen_paths, report)
-    finally:
-        lock.release()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong with one file, for the report."""
+    if isinstance(exc, ReadError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"cannot decode the text ({exc}); was the file changed while it was read? run ingest again"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _clear(index: Index) -> None:
+    """Empty the index for a rebuild: the catalog first, then the vectors.
+
+    A kill between the two leaves vectors the catalog does not list: orphans the
+    next ingest deletes. The other order would leave listed chunks without vectors.
+    """
+    index.catalog.clear()
+    index.store.drop()
 
 
 def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | None:
@@ -325,18 +441,27 @@ def _chunks_so_far(progress: Progress, done: int, total: int, source: str, chunk
 
 
 class _Writer:
-    """Embeds, stores and stages chunks in batches across files; commits each file when whole."""
+    """Embeds, stores and stages chunks in batches across files; commits each file when whole.
+
+    A file whose chunks cannot be embedded is recorded in the report as failed and
+    nothing of it stays; the other files of the same batch go on.
+    """
 
     def __init__(self, index: Index, report: SyncReport):
         self.index, self.report = index, report
         self.batch: list[Chunk] = []
         self.whole: list[_Prepared] = []  # read to the end; committed at the next flush
+        self.sources: dict[str, str] = {}  # doc_id -> source, to report a failure found later
+        self.failed: set[str] = set()
 
     def add(self, prepared: _Prepared, during: Callable[[int], None] | None = None) -> None:
-        """Take in one file's chunks; on a read error, nothing of it stays.
+        """Take in one file's chunks; when reading or cutting it fails, nothing of it stays
+        and the exception is raised (an embedding failure is recorded in the report).
 
         ``during(chunks)`` is called after each batch written while the file is read.
         """
+        doc_id = prepared.doc.doc_id
+        self.sources[doc_id] = prepared.doc.source
         count = 0
         try:
             for chunk in prepared.chunks:
@@ -344,12 +469,15 @@ class _Writer:
                 count += 1
                 if len(self.batch) >= EMBED_BATCH:
                     self.flush()
+                    if doc_id in self.failed:
+                        prepared.chunks.close()
+                        return
                     if during:
                         during(count)
             if count == 0:
                 raise ReadError("no text found in file")
         except Exception:
-            self._discard(prepared.doc.doc_id)
+            self._discard(doc_id)
             raise
         self.whole.append(replace(prepared, doc=replace(prepared.doc, chunks=count)))
         if len(self.batch) >= EMBED_BATCH or not self.batch:
@@ -359,9 +487,16 @@ class _Writer:
         index = self.index
         if self.batch:
             chunks, self.batch = self.batch, []
-            vectors = index.embedder.embed([c.text for c in chunks])
-            index.store.upsert([c.chunk_id for c in chunks], vectors, [c.doc_id for c in chunks])
-            index.catalog.stage_chunks(chunks)
+            chunks, vectors = self._embed(chunks)
+            if chunks:
+                try:
+                    index.store.upsert([c.chunk_id for c in chunks], vectors, [c.doc_id for c in chunks])
+                    index.catalog.stage_chunks(chunks)
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:
+                    raise IndexWriteFailed(f"cannot write to the index at {index.dir}: "
+                                           f"{type(exc).__name__}: {exc}") from exc
         for p in self.whole:
             old_ids = index.catalog.chunk_ids(p.old.doc_id) if p.old else set()
             index.catalog.commit_document(p.doc)
@@ -372,6 +507,39 @@ class _Writer:
             (self.report.updated if p.old else self.report.added).append(p.doc.source)
             self.report.chunks += p.doc.chunks
         self.whole = []
+
+    def _embed(self, chunks: list[Chunk]) -> tuple[list[Chunk], list]:
+        """Vectors for ``chunks``. When the embedder fails on the batch, each file's chunks
+        are tried on their own; a file that still fails is recorded as failed and left out."""
+        try:
+            return chunks, self.index.embedder.embed([c.text for c in chunks])
+        except EmbedderError:
+            raise  # the embedder as a whole is missing or broken: no file can be indexed
+        except Exception as exc:
+            first = exc
+        doc_ids = list(dict.fromkeys(c.doc_id for c in chunks))
+        kept: list[Chunk] = []
+        vectors: list = []
+        for doc_id in doc_ids:
+            mine = [c for c in chunks if c.doc_id == doc_id]
+            try:
+                if len(doc_ids) == 1:
+                    raise first
+                got = self.index.embedder.embed([c.text for c in mine])
+            except EmbedderError:
+                raise
+            except Exception as exc:
+                self._fail(doc_id, f"cannot embed its text: {type(exc).__name__}: {exc}")
+                continue
+            kept += mine
+            vectors += list(got)
+        return kept, vectors
+
+    def _fail(self, doc_id: str, reason: str) -> None:
+        self.failed.add(doc_id)
+        self.report.failed.append((self.sources.get(doc_id, doc_id), reason))
+        self.whole = [p for p in self.whole if p.doc.doc_id != doc_id]
+        self._discard(doc_id)
 
     def _discard(self, doc_id: str) -> None:
         self.batch = [c for c in self.batch if c.doc_id != doc_id]
@@ -396,35 +564,112 @@ def _remove(index: Index, doc: Document) -> None:
 
 
 def _delete_orphans(index: Index) -> None:
-    """Delete staged chunks and vectors the catalog does not list (left by an interrupted run)."""
+    """Make the vectors agree with the catalog again after an interrupted run.
+
+    Staged chunks, and vectors the catalog does not list, are deleted. A document
+    the catalog lists with chunks that have no vector (no order of writes here
+    leaves one, but a Chroma folder lost or restored from an older copy does) is
+    taken out of the catalog, so this run indexes its file again.
+    """
     index.catalog.drop_staged()
-    # Every listed chunk's vector is written before it is listed, so equal counts mean no orphans.
-    if index.store.count() == index.catalog.count_chunks():
+    listed, stored = index.catalog.count_chunks(), index.store.count()
+    if listed == 0:
+        if stored:  # e.g. a rebuild killed after clearing the catalog; also forgets the old dimension
+            index.store.drop()
         return
-    orphans = index.store.ids() - index.catalog.chunk_ids()
+    # Every listed chunk's vector is written before it is listed, so equal counts mean all is well.
+    if stored == listed:
+        return
+    store_ids, catalog_ids = index.store.ids(), index.catalog.chunk_ids()
+    orphans = store_ids - catalog_ids
     if orphans:
         index.store.delete(sorted(orphans))
+    broken = {cid.rsplit("-", 2)[0] for cid in catalog_ids - store_ids}
+    for doc in index.catalog.documents():
+        if doc.doc_id in broken:
+            log.warning("%s had chunks without vectors in %s; indexing it again", doc.source, index.dir)
+            _remove(index, doc)
 
 
-def remove(index: Index, target: str, wait: float = 0) -> list[str]:
+class RemovalRefused(ValueError):
+    """A removal that would take out more, or other, documents than the one named."""
+
+
+def match_removal(index: Index, target: str, folder: bool = False) -> list[Document]:
+    """The documents ``remove(index, target, folder=folder)`` takes out.
+
+    Matched in this order: a source exactly as ``assistant list`` shows it; a file
+    path (a symlink counts as the file it points at); with ``folder`` only, a folder
+    (every document whose file is under it, or whose source starts with it).
+
+    Raises:
+        RemovalRefused: the name is empty, is shared by documents from different
+            folders (the message names the paths to use), is a folder and ``folder``
+            is False, or is the filesystem root.
+    """
+    if not target or not target.strip():
+        raise RemovalRefused("say which document to remove: a source as `assistant list` shows it")
+    docs = index.catalog.documents()
+    named = [d for d in docs if d.source == target]
+    if len(named) > 1:
+        raise RemovalRefused(
+            f"{len(named)} indexed documents are called {target!r}; name the one to remove by its "
+            f"path: {', '.join(sorted(d.path for d in named))}"
+        )
+    if named:
+        return named
+    given, real = os.path.abspath(target), os.path.realpath(target)
+    for path in (given, real):
+        exact = [d for d in docs if d.path == path]
+        if exact:
+            return exact
+    prefix = target.rstrip("/") + "/"
+    under = [d for d in docs if Path(d.path).is_relative_to(given) or Path(d.path).is_relative_to(real)
+             or d.source.startswith(prefix)]
+    if not under:
+        return []
+    if Path(real) == Path(real).parent or not target.rstrip("/"):
+        raise RemovalRefused(
+            f"{target!r} is the filesystem root: removing everything under it would empty the index; "
+            f"to start over, delete the index folder {index.dir} (or run ingest --rebuild)"
+        )
+    if not folder:
+        raise RemovalRefused(
+            f"{target!r} is not a document but a folder holding {len(under)} indexed document"
+            f"{'s' if len(under) != 1 else ''}; to remove them all, confirm it: "
+            f"`assistant remove --folder {target}` (Python: remove(..., folder=True); browser: "
+            "tick \"everything under this folder\")"
+        )
+    return under
+
+
+def remove_documents(index: Index, target: str, wait: float = 0, folder: bool = False) -> list[Document]:
+    """Take documents out of the index (see ``match_removal`` for what ``target`` matches).
+
+    Returns:
+        The documents removed (empty when nothing matched).
+    """
+    with index.writing(wait):
+        docs = match_removal(index, target, folder)
+        for doc in docs:
+            _remove(index, doc)
+        return docs
+
+
+def remove(index: Index, target: str, wait: float = 0, folder: bool = False) -> list[str]:
     """Take documents out of the index.
 
     Args:
         index: the index.
-        target: a source as listed, a file path, or a folder (everything under it).
+        target: a source as listed, or a file path (a symlink counts as its target);
+            with ``folder``, a folder (everything under it).
         wait: seconds to wait for another writer.
+        folder: confirm that every document under a folder is to go.
 
     Returns:
         The sources removed (empty when nothing matched).
+
+    Raises:
+        RemovalRefused: see ``match_removal``.
     """
-    lock = index.lock(wait)
-    try:
-        absolute = os.path.abspath(target)
-        removed = []
-        for doc in index.catalog.documents():
-            if doc.source == target or Path(doc.path).is_relative_to(absolute):
-                _remove(index, doc)
-                removed.append(doc.source)
-        return removed
-    finally:
-        lock.release()
+    return [d.source for d in remove_documents(index, target, wait, folder)]

@@ -5,17 +5,23 @@ These use the small fake embedder: they are about the pipeline, not about answer
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from index.chunking import chunk_text
+from index.embedder import HashEmbedder
 from index.readers import ReadError, read
 from index.sync import Index, ingest
-from tests.conftest import make_pdf
+from tests.conftest import ROOT, make_pdf
 
 GOOD = {"good.txt": "The heron waits by the pond. It catches a fish at dawn.",
         "also-good.md": "# Notes\n\nBeavers build dams from branches and mud."}
@@ -83,8 +89,8 @@ def test_a_folder_of_bad_files(index, folder, tmp_path):
         "binary.txt": "looks binary",
         "binary.pdf": "cannot parse .pdf",
         "binary.docx": "cannot parse .docx",
-        "truncated.pdf": "",
-        "corrupt.pdf": "",
+        "truncated.pdf": "cannot parse .pdf",
+        "corrupt.pdf": "cannot parse .pdf",
         "notes.html": "no text found",
         "locked.pdf": "encrypted",
         "huge.html": "over the 10.0 MB limit",
@@ -94,11 +100,6 @@ def test_a_folder_of_bad_files(index, folder, tmp_path):
         "dangling.txt": "cannot read file",
         str(tmp_path / "does-not-exist"): "no such file or folder",
     }
-    # A truncated or corrupt PDF may still yield a page of text; if not, it must be reported.
-    for name in ("truncated.pdf", "corrupt.pdf"):
-        if name not in failed:
-            expected.pop(name)
-            assert name in report.added
     for name, reason in expected.items():
         assert name in failed, f"{name} not reported"
         assert reason in failed[name], failed[name]
@@ -150,23 +151,99 @@ def test_file_vanishing_before_it_is_read(index, folder):
     assert {"good.txt", "also-good.md"} <= set(report.added)
 
 
-def test_unreadable_file(index, folder, monkeypatch):
+UNREADABLE_CHILD = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from index.embedder import HashEmbedder
+    from index.sync import Index, ingest
+    report = ingest(Index(Path(sys.argv[1]), HashEmbedder()), [Path(sys.argv[2])])
+    print(json.dumps(report.to_dict()))
+""")
+
+
+def test_unreadable_file(tmp_path, folder):
+    """A file the user may not read. Root reads anything, so as root the ingest runs in a
+    child without the capabilities that let root ignore file permissions."""
     secret = folder / "secret.txt"
     secret.write_text("Nobody may read this.")
     secret.chmod(0)
-    if os.geteuid() == 0:  # root reads anything: make the read fail as it would for a user
-        real = pathlib.Path.read_bytes
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.fail("running as root, this test needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    done = subprocess.run([*prefix, sys.executable, "-c", UNREADABLE_CHILD, str(tmp_path / "idx"),
+                           str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    failed = {f["source"]: f["reason"] for f in report["failed"]}
+    assert set(failed) == {"secret.txt"}
+    assert "Permission denied" in failed["secret.txt"]
+    assert {"good.txt", "also-good.md"} <= set(report["added"])
 
-        def denied(self):
-            if self.name == "secret.txt":
-                raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
 
-        monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
-        monkeypatch.setattr("index.sync._sha256", lambda p: denied(p) and "x")
+def test_a_decode_error_in_a_streamed_file_fails_that_file_only(index, folder, monkeypatch):
+    """The encoding is chosen reading the file first; bytes changed after that (another
+    program writing it) fail to decode mid-stream."""
+    import index.sync as sync
+
+    late = folder / "late.txt"
+    late.write_text("Plain words about the river and its ferry. " * 3000)  # 132 KB, several blocks
+    real_open = sync.open_text
+
+    def open_then_corrupt(path, *args):
+        stream = real_open(path, *args)  # encoding chosen (UTF-8), first block read
+        if path.name == "late.txt":
+            with open(path, "r+b") as f:
+                f.seek(100_000)
+                f.write(b"\xff\xfe\xfa")  # not UTF-8
+        return stream
+
+    monkeypatch.setattr(sync, "open_text", open_then_corrupt)
     report = ingest(index, [folder])
-    assert "Permission denied" in dict(report.failed)["secret.txt"]
+    failed = dict(report.failed)
+    assert "cannot decode" in failed["late.txt"] and "late.txt" not in report.added
     assert {"good.txt", "also-good.md"} <= set(report.added)
+    assert index.catalog.drop_staged() == [] and index.store.ids() == index.catalog.chunk_ids()
+
+
+def test_a_chunker_error_fails_that_file_only(index, folder, monkeypatch):
+    import index.sync as sync
+
+    (folder / "page.html").write_text("<html><body><p>A page the chunker trips over.</p></body></html>")
+    real_chunk = sync.chunk_text
+
+    def chunk(text, *args, **kwargs):
+        if "trips over" in text:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_chunk(text, *args, **kwargs)
+
+    monkeypatch.setattr(sync, "chunk_text", chunk)
+    report = ingest(index, [folder])
+    assert dict(report.failed) == {"page.html": "RecursionError: maximum recursion depth exceeded"}
+    assert sorted(report.added) == ["also-good.md", "good.txt"]
+
+
+class _Choking(HashEmbedder):
+    """Fails on any batch holding the word "poison", as a model can on one odd input."""
+
+    def embed(self, texts):
+        if any("poison" in t for t in texts):
+            raise ValueError("input ids out of range")
+        return super().embed(texts)
+
+
+def test_an_embedder_error_fails_that_file_only(tmp_path, folder):
+    (folder / "poison.txt").write_text("A file with the word poison in it.")
+    index = Index(tmp_path / "idx", _Choking())
+    try:
+        report = ingest(index, [folder])  # the three small files share one embedding batch
+        assert dict(report.failed) == {"poison.txt": "cannot embed its text: ValueError: input ids out of range"}
+        assert sorted(report.added) == ["also-good.md", "good.txt"]
+        assert index.store.ids() == index.catalog.chunk_ids()
+        assert "poison.txt" not in {d.source for d in index.catalog.documents()}
+    finally:
+        index.close()
 
 
 # ----------------------------------------------------------------------------- properties

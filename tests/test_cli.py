@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
+
+from assistant.config import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +59,22 @@ def test_ingest_list_ask_remove(tmp_path, corpus):
     assert run("remove", "belgium.md", index=index).returncode == 2
 
 
+def test_remove_takes_only_what_list_shows(tmp_path, corpus):
+    index = tmp_path / "index"
+    assert run("ingest", str(corpus), index=index).returncode == 0
+    for target in ("/", str(corpus)):
+        refused = run("remove", target, index=index)
+        assert refused.returncode == 2, refused.stderr
+        assert "--folder" in refused.stderr or "filesystem root" in refused.stderr
+    assert run("remove", "/", "--folder", index=index).returncode == 2
+    assert len(json.loads(run("list", "--json", index=index).stdout)) == 6, "nothing was removed"
+    out_of_range = run("ask", "What is Ghent?", "--k", "11", index=index)
+    assert out_of_range.returncode == 2 and "from 1 to 10" in out_of_range.stderr
+    whole = run("remove", str(corpus), "--folder", index=index)
+    assert whole.returncode == 0 and whole.stdout.count("removed ") == 6
+    assert "no documents indexed" in run("list", index=index).stdout
+
+
 def test_exit_codes_for_failures_and_usage(tmp_path, corpus):
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 nothing")
     result = run("ingest", str(corpus), index=tmp_path / "index")
@@ -85,18 +104,22 @@ def test_default_corpus_is_seeds_and_answers_cite_it(tmp_path):
 def test_settings_change_refuses_until_rebuild(tmp_path, corpus):
     index = tmp_path / "index"
     assert run("ingest", str(corpus), index=index).returncode == 0
-    from assistant.config import Settings
-    import sqlite3
-
     db = sqlite3.connect(index / "catalog.sqlite3")
     db.execute("UPDATE meta SET value=json_set(value, '$.max_tokens', 999) WHERE key='settings'")
     db.commit()
     db.close()
     refused = run("ingest", str(corpus), index=index)
     assert refused.returncode == 1 and "--rebuild" in refused.stderr
+    assert "max_tokens differ: max_tokens=999" in refused.stderr
     rebuilt = run("ingest", str(corpus), "--rebuild", "--json", index=index)
     assert rebuilt.returncode == 0 and len(json.loads(rebuilt.stdout)["added"]) == 6
-    assert Settings  # imported to show the settings object is what records these
+    db = sqlite3.connect(index / "catalog.sqlite3")
+    recorded = json.loads(db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()[0])
+    db.close()
+    defaults = Settings.from_env(index_dir=index)
+    assert (recorded["max_tokens"], recorded["overlap_tokens"]) == (defaults.chunk_tokens,
+                                                                    defaults.overlap_tokens)
+    assert run("ingest", str(corpus), index=index).returncode == 0, "the rebuilt index is accepted"
 
 
 def test_chat_in_the_terminal(tmp_path):

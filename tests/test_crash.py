@@ -115,6 +115,106 @@ def test_two_ingests_at_once_one_refuses_clearly(tmp_path, corpus):
     assert "added 6" in out
 
 
+REBUILD_KILLED_HALFWAY = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from index.catalog import Catalog
+    from index.embedder import HashEmbedder
+    from index.store import VectorStore
+    from index.sync import Index, ingest
+
+    def then_killed(step):
+        def run(*args, **kwargs):
+            step(*args, **kwargs)
+            print("KILLED AFTER", step.__qualname__, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return run
+
+    # a rebuild empties the catalog and drops the vectors: killed after whichever comes first
+    Catalog.clear = then_killed(Catalog.clear)
+    VectorStore.drop = then_killed(VectorStore.drop)
+    ingest(Index(Path(sys.argv[1]), HashEmbedder()), [Path(sys.argv[2])], rebuild=True)
+""")
+
+
+def test_a_rebuild_killed_between_its_steps_leaves_no_chunk_without_vector(tmp_path):
+    corpus = tmp_path / "corpus"
+    _write_corpus(corpus, random.Random(3), 1)
+    index_dir = tmp_path / "index"
+    assert not _run(index_dir, corpus, kill_after=None)
+    killed = subprocess.run([sys.executable, "-c", REBUILD_KILLED_HALFWAY, str(index_dir), str(corpus)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL and "KILLED AFTER" in killed.stdout, killed.stderr[-2000:]
+    index = Index(index_dir, HashEmbedder())
+    try:
+        without = index.catalog.chunk_ids() - index.store.ids()
+        assert not without, f"the catalog lists {len(without)} chunks whose vectors are gone"
+    finally:
+        index.close()
+    assert not _run(index_dir, corpus, kill_after=None)  # a plain ingest, no --rebuild
+    assert not _run(tmp_path / "clean", corpus, kill_after=None)
+    assert _state(index_dir) == _state(tmp_path / "clean")
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from index.embedder import HashEmbedder
+    from index.sync import ChunkSettings, Index, ingest
+    index = Index(Path(sys.argv[1]), HashEmbedder(), chunking=ChunkSettings(32, 0))
+    report = ingest(index, [Path(p) for p in sys.argv[2:]], wait=120)
+    assert not report.failed, report.failed
+    print("ADDED", len(report.added), report.chunks, flush=True)
+""")
+GRAPH_CHECK = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from index.embedder import HashEmbedder
+    from index.sync import ChunkSettings, Index
+    index = Index(Path(sys.argv[1]), HashEmbedder(), chunking=ChunkSettings(32, 0))
+    listed = index.catalog.chunk_ids()
+    found = {cid for cid, _ in index.store.query([1.0] * 64, len(listed) + 10)}
+    print("LISTED", len(listed), "COUNT", index.store.count(), "MISSING", len(listed - found), flush=True)
+""")
+
+
+def _words_corpus(folder: Path, tag: str, files: int, sentences: int) -> Path:
+    """Files of short distinct sentences: many small chunks (at 32 tokens a chunk)."""
+    folder.mkdir(parents=True)
+    for i in range(files):
+        text = " ".join(f"{tag} file {i} line {j} tells of {tag}{j % 97} and {tag}{(i * j) % 89}."
+                        for j in range(sentences))
+        (folder / f"{tag}{i:03d}.txt").write_text(text)
+    return folder
+
+
+def _child(script: str, *args: Path) -> str:
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_writing_after_another_process_wrote_loses_none_of_its_vectors(tmp_path):
+    """A chat that has searched the index, then indexes an upload after a CLI ingest in
+    another process: an embedded Chroma client opened before that ingest would drop
+    the CLI's vectors from its search graph for good (Chroma's count still has them)."""
+    from index.sync import ChunkSettings
+
+    index_dir = tmp_path / "index"
+    serving = Index(index_dir, HashEmbedder(), chunking=ChunkSettings(32, 0))
+    ingest(serving, [_words_corpus(tmp_path / "first", "alpha", 30, 120)])
+    assert serving.store.query([1.0] * 64, 3)  # its search graph is loaded, as in a chat
+    out = _child(WRITER, index_dir, _words_corpus(tmp_path / "second", "beta", 40, 160))
+    assert out.startswith("ADDED 40")
+    report = ingest(serving, [_words_corpus(tmp_path / "third", "gamma", 30, 120)])
+    assert len(report.added) == 30 and not report.failed
+    serving.close()
+    listed, count, missing = (int(x) for x in _child(GRAPH_CHECK, index_dir).split()[1::2])
+    assert listed > 3000 and count == listed
+    assert missing == 0, f"{missing} of {listed} listed chunks cannot be found by the dense side"
+
+
 def test_a_plain_reingest_after_kill_never_duplicates(tmp_path):
     """Between a kill and the next run, reads see whole documents only, never duplicates."""
     rng = random.Random(7)

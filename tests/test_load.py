@@ -13,6 +13,8 @@ import time
 import httpx
 import pytest
 
+from assistant.retrieval import terms
+from index.sync import Index, ingest
 from tests.conftest import ROOT, build_corpus, serve_index, stop_process
 
 pytestmark = pytest.mark.slow
@@ -56,6 +58,56 @@ def test_ui_keeps_answering_while_the_cli_ingests(served):
     assert {x["source"] for x in fresh["citations"] if x["cited"]} == {"owls.md"}
     ids = [x["chunk_id"] for x in fresh["citations"]]
     assert len(ids) == len(set(ids))
+    # ... and through the dense side, not only by keyword: this question shares no word with
+    # owls.md, so only the server's vectors can retrieve it
+    question = "Which white bird of prey breeds in the arctic?"
+    assert not set(terms(question)) & set(terms((corpus / "owls.md").read_text()))
+    assert _retrieved_within(c, question, "owls.md", seconds=60)
+
+
+def _retrieved_within(c, question: str, source: str, seconds: float) -> bool:
+    """Whether ``source`` is among the passages retrieved for ``question`` (searching that
+    document only) within ``seconds``: the server reopens its vectors in the background."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            a = c.predict(question, 4, "extractive", [source], api_name="/ask")
+            if any(x["source"] == source for x in a["citations"]):
+                return True
+        except Exception:  # a stale vector store fails a filtered search; wait for the reopen
+            pass
+        time.sleep(1)
+    return False
+
+
+def test_the_dense_side_sees_what_another_process_ingested(tmp_path, embedder):
+    """A serving index finds, by vector search alone, a document a CLI ingest in another
+    process added after it opened, within a bounded wait and without a restart."""
+    index = Index(tmp_path / "index", embedder)
+    ingest(index, [build_corpus(tmp_path / "corpus")])
+    question = "Which enormous sea creature is the heaviest?"
+    vector = embedder.embed([question])[0]
+    assert index.store.query(vector, 3)  # its search graph is loaded, as in a serving chat
+    new = tmp_path / "new"
+    new.mkdir()
+    text = "# Blue whales\n\nBlue whales weigh up to 190 tonnes, more than any animal that ever lived.\n"
+    (new / "whales.md").write_text(text)
+    assert not set(terms(question)) & set(terms(text)), "keyword search must not be able to find it"
+    env = {**os.environ, "ASSISTANT_INDEX": str(tmp_path / "index")}
+    done = subprocess.run([sys.executable, "-m", "assistant", "ingest", str(new)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    whale = next(d for d in index.catalog.documents() if d.source == "whales.md")
+    deadline = time.monotonic() + 60
+    while True:
+        nearest = [cid for cid, _ in index.store.query(vector, 3)]
+        if any(cid.startswith(whale.doc_id) for cid in nearest):
+            break
+        assert time.monotonic() < deadline, "the dense side never saw the new document"
+        time.sleep(0.2)
+    only = index.store.query(vector, 3, doc_ids=[whale.doc_id])
+    assert [cid.startswith(whale.doc_id) for cid, _ in only] == [True]
+    index.close()
 
 
 def test_twenty_concurrent_sessions(served):

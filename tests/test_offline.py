@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from tests.conftest import _guard
 
 pytestmark = pytest.mark.slow
+SELECTED = 7  # tests in tests/test_ui.py the browser-flow selection below picks
 
 
 def _unshare() -> list[str]:
@@ -56,7 +58,7 @@ def test_server_and_browser_flow_without_network(tmp_path):
     with nothing but loopback, under the same connection guard."""
     py = shlex.quote(sys.executable)
     tests = "tests/test_ui.py"
-    selection = "api_returns or follow_up or upload_ask or browser or tabs"
+    selection = "api_returns or follow_up or upload_ask or browser or tabs"  # SELECTED tests
     script = f"""
 set -e
 ip link set lo up
@@ -66,4 +68,6 @@ test -z "$(ip route show)"
     result = subprocess.run([*_unshare(), "sh", "-c", script], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent.parent, timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "6 passed" in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]  # e.g. "7 passed, 13 deselected in 41.20s"
+    # exactly the selected tests, all passed: none skipped, none failing, none missing
+    assert re.fullmatch(rf"{SELECTED} passed, \d+ deselected in [\d.]+s( \([\d:]+\))?", summary), summary

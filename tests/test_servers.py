@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import threading
 
 import pytest
 
 from assistant import Assistant, Settings
 from assistant.models import LLMError, OpenAICompatLLM, bundled_model_path
-from tests.conftest import build_corpus, free_port, start_process, stop_process
+from index.embedder import HashEmbedder
+from index.store import StoreUnavailable, VectorStore
+from tests.conftest import ROOT, build_corpus, free_port, start_process, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +83,101 @@ def test_index_in_a_chroma_server(tmp_path, embedder, chroma_server):
     # a second index folder on the same server gets its own collection
     other = Assistant(settings.with_(index_dir=tmp_path / "other"), embedder=embedder)
     assert other.index.store.count() == 0
+
+
+# ----------------------------------------------------------------------------- Chroma server failures
+class FlakyProxy:
+    """A TCP proxy to a local port that can drop connections: ``fail_next(n)`` cuts every open
+    connection and closes the next ``n`` it accepts without a word (a server restarting)."""
+
+    def __init__(self, target_port: int | None):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.failures = 0
+        self.dropped = 0
+        self.open: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def fail_next(self, n: int) -> None:
+        with self.lock:
+            self.failures = n
+            for s in self.open:
+                s.close()
+            self.open.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.fail_next(0)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.failures or self.target_port is None:
+                    self.failures = max(0, self.failures - 1)
+                    self.dropped += 1
+                    conn.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                self.open.update((conn, upstream))
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def test_a_chroma_server_that_never_answers_fails_naming_it():
+    dead = FlakyProxy(None)  # accepts, then hangs up on every request
+    try:
+        with pytest.raises(StoreUnavailable) as failed:
+            VectorStore(HashEmbedder(), url=dead.url, attempts=3, backoff=0.01)
+        assert f"the Chroma server at {dead.url}" in str(failed.value)
+        assert "after 3 attempts" in str(failed.value)
+        assert dead.dropped >= 3, "each attempt reached the server"
+    finally:
+        dead.close()
+
+
+def test_the_cli_names_an_unreachable_chroma_server(tmp_path, corpus):
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "ASSISTANT_INDEX": str(tmp_path / "index")}
+    done = subprocess.run([sys.executable, "-m", "assistant", "ingest", str(corpus), "--chroma-url", url],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert f"the Chroma server at {url} did not answer" in done.stderr, done.stderr[-2000:]
+
+
+def test_transient_chroma_server_failures_are_retried(tmp_path, embedder, chroma_server):
+    proxy = FlakyProxy(int(chroma_server.rsplit(":", 1)[1]))
+    try:
+        settings = Settings.from_env(index_dir=tmp_path / "index", chroma_url=proxy.url, backend="none")
+        bot = Assistant(settings, embedder=embedder)
+        bot.index.store.backoff = 0.05
+        assert len(bot.ingest([build_corpus(tmp_path / "corpus")]).added) == 6
+        proxy.fail_next(2)  # the server drops its connections and the next two new ones
+        answer = bot.ask("When was Hollowmere Lighthouse first lit?")
+        assert "1871" in answer.answer
+        assert proxy.dropped == 2
+        proxy.fail_next(2)
+        assert bot.remove("lighthouse.txt") == ["lighthouse.txt"]
+        assert bot.index.store.ids() == bot.index.catalog.chunk_ids()
+    finally:
+        proxy.close()

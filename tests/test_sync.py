@@ -11,7 +11,7 @@ import pytest
 
 from index.embedder import HashEmbedder
 from index.readers import read
-from index.sync import ChunkSettings, Index, IndexBusy, SettingsMismatch, ingest, remove
+from index.sync import ChunkSettings, Index, IndexBusy, RemovalRefused, SettingsMismatch, ingest, remove
 from index.terms import terms
 
 
@@ -99,6 +99,70 @@ def test_remove(index, corpus):
     state(index)
 
 
+def test_remove_refuses_the_root_and_unconfirmed_folders(index, corpus, tmp_path):
+    ingest(index, [corpus])
+    before = state(index)
+    for target in ("/", "//", "/.", "", "  "):
+        with pytest.raises(RemovalRefused):
+            remove(index, target)
+    with pytest.raises(RemovalRefused, match="filesystem root"):
+        remove(index, "/", folder=True)  # not even when confirmed: that is emptying the index
+    with pytest.raises(RemovalRefused, match=r"folder holding 6 indexed documents.*--folder"):
+        remove(index, str(corpus))
+    with pytest.raises(RemovalRefused, match="--folder"):
+        remove(index, str(tmp_path))
+    assert state(index) == before, "a refused removal removes nothing"
+    assert sorted(remove(index, str(corpus), folder=True)) == sorted(p.name for p in corpus.iterdir())
+    assert index.catalog.documents() == []
+    state(index)
+
+
+def test_remove_by_source_prefix_needs_the_folder_flag_too(index, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "guide").mkdir(parents=True)
+    (docs / "guide" / "intro.md").write_text("# Intro\n\nHow to begin.\n")
+    (docs / "guide" / "setup.md").write_text("# Setup\n\nHow to install.\n")
+    (docs / "guidebook.md").write_text("# Guidebook\n\nA different file.\n")
+    ingest(index, [docs])
+    with pytest.raises(RemovalRefused, match="2 indexed documents"):
+        remove(index, "guide")
+    assert sorted(remove(index, "guide/", folder=True)) == ["guide/intro.md", "guide/setup.md"]
+    assert [d.source for d in index.catalog.documents()] == ["guidebook.md"]
+
+
+def test_remove_a_symlinked_path_removes_what_it_points_at(index, corpus, tmp_path):
+    ingest(index, [corpus])
+    link = tmp_path / "link-to-belgium.md"
+    link.symlink_to(corpus / "belgium.md")
+    assert remove(index, str(link)) == ["belgium.md"]
+    assert "belgium.md" not in {d.source for d in index.catalog.documents()}
+    folder_link = tmp_path / "corpus-link"
+    folder_link.symlink_to(corpus, target_is_directory=True)
+    with pytest.raises(RemovalRefused, match="--folder"):
+        remove(index, str(folder_link))
+    assert len(remove(index, str(folder_link), folder=True)) == 5
+    state(index)
+
+
+def test_same_named_sources_are_never_both_removed_by_name(index, tmp_path):
+    paths = []
+    for team in ("north", "south"):
+        folder = tmp_path / team
+        folder.mkdir()
+        (folder / "notes.txt").write_text(f"Meeting notes of the {team} team about the harbour.")
+        paths.append(folder / "notes.txt")
+    ingest(index, [tmp_path / "north", tmp_path / "south"])
+    assert [d.source for d in index.catalog.documents()] == ["notes.txt", "notes.txt"]
+    with pytest.raises(RemovalRefused) as refused:
+        remove(index, "notes.txt")
+    assert str(paths[0]) in str(refused.value) and str(paths[1]) in str(refused.value)
+    assert len(index.catalog.documents()) == 2
+    assert remove(index, str(paths[1])) == ["notes.txt"]
+    assert [d.path for d in index.catalog.documents()] == [str(paths[0])]
+    assert remove(index, "notes.txt") == ["notes.txt"]  # one left: the name is no longer ambiguous
+    state(index)
+
+
 def test_broken_file_is_reported_and_the_rest_index(index, corpus):
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
     (corpus / "empty.txt").write_bytes(b"")
@@ -178,7 +242,7 @@ def test_renamed_folder_reindexes_cleanly(index, corpus, tmp_path):
     ingest(index, [corpus.parent / "corpus"]) if corpus.exists() else None
     ingest(index, [moved])
     assert len(index.catalog.documents()) == 12  # the old root was not re-ingested: kept
-    remove(index, str(corpus))
+    remove(index, str(corpus), folder=True)
     assert len(index.catalog.documents()) == 6
     state(index)
 

@@ -113,8 +113,31 @@ def test_upload_ask_remove(server, tmp_path):
     assert "1 added" in status
     answer = c.predict("Why do sea otters hold hands?", 4, "extractive", ["otters.md"], api_name="/ask")
     assert "drift apart" in answer["answer"]
-    assert c.predict("otters.md", api_name="/remove") == "Removed otters.md."
+    assert c.predict("otters.md", False, api_name="/remove") == "Removed otters.md."
     assert "otters.md" not in _documents(c)[1]
+
+
+def test_api_refuses_removing_the_root_or_a_folder_unconfirmed(server):
+    c = client(server)
+    before = _documents(c)[1]
+    assert len(before) >= 7
+    refused = c.predict("/", True, api_name="/remove")
+    assert refused.startswith("Not removed:") and "filesystem root" in refused
+    refused = c.predict(str(ROOT), False, api_name="/remove")
+    assert refused.startswith("Not removed:") or "is not indexed" in refused
+    assert _documents(c)[1] == before, "nothing was removed"
+
+
+def test_api_refuses_k_out_of_range(server):
+    from gradio_client.exceptions import AppError
+
+    c = client(server)
+    for k in (0, 11, 50):
+        with pytest.raises(AppError, match="from 1 to 10"):
+            c.predict("When was Hollowmere Lighthouse first lit?", k, "extractive", None, api_name="/ask")
+    with pytest.raises(AppError, match="greater than maximum value 10"):  # the slider's own check
+        c.predict("When was Hollowmere Lighthouse first lit?", [], 50, "extractive", "bundled", [],
+                  api_name="/chat")
 
 
 def test_disallowed_and_oversized_uploads_are_refused(server, tmp_path):
@@ -165,6 +188,71 @@ def test_two_sessions_keep_separate_histories(server):
 
 
 # ------------------------------------------------------------------ plumbing (no server)
+def _app(tmp_path):
+    from assistant import Assistant, Settings
+    from index.embedder import HashEmbedder
+
+    bot = Assistant(Settings.from_env(index_dir=tmp_path / "i", backend="none"), embedder=HashEmbedder())
+    return App(bot, upload_dir=tmp_path / "uploads")
+
+
+def _idle(app, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while app.job.running:
+        assert time.monotonic() < deadline, app.status()
+        time.sleep(0.05)
+
+
+def test_uploads_while_indexing_runs_are_queued_and_indexed(tmp_path):
+    app = _app(tmp_path)
+    first, second = tmp_path / "herons.md", tmp_path / "otters.md"
+    first.write_text("# Herons\n\nHerons wait by the pond at dawn.\n")
+    second.write_text("# Otters\n\nOtters hold hands while they sleep.\n")
+    busy, release = threading.Event(), threading.Event()
+    real = app.bot.ingest
+
+    def long_ingest(paths, **kwargs):  # the first run has read the folder and is still going
+        report = real(paths, **kwargs)
+        if not busy.is_set():
+            busy.set()
+            release.wait(120)
+        return report
+
+    app.bot.ingest = long_ingest
+    assert app.accept_uploads([str(first)]) == (["herons.md"], [])
+    assert app.start_ingest() == "Indexing started."
+    assert busy.wait(120)
+    assert app.accept_uploads([str(second)]) == (["otters.md"], [])
+    assert "queued" in app.start_ingest()
+    release.set()
+    _idle(app)
+    assert sorted(app.sources()) == ["herons.md", "otters.md"], app.status()
+    assert "1 added, 0 updated, 1 unchanged" in app.status()
+
+
+def test_remove_box_removes_only_what_is_listed(tmp_path):
+    app = _app(tmp_path)
+    upload = tmp_path / "notes.txt"
+    upload.write_text("Notes uploaded through the browser about the harbour.")
+    app.accept_uploads([str(upload)])
+    app.start_ingest()
+    _idle(app)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("Notes in another folder about the lighthouse.")
+    app.bot.ingest([other])
+    before = app.documents_table()
+    assert "filesystem root" in app.remove("/", True)
+    assert "2 indexed documents are called 'notes.txt'" in app.remove("notes.txt")
+    assert "--folder" in app.remove(str(other))
+    assert app.documents_table() == before
+    assert app.remove(str(other / "notes.txt")) == "Removed notes.txt."
+    assert (tmp_path / "uploads" / "notes.txt").exists(), "a same-named upload stays"
+    assert app.remove("notes.txt") == "Removed notes.txt."
+    assert not (tmp_path / "uploads" / "notes.txt").exists(), "the removed upload goes too"
+    assert app.sources() == []
+
+
 @pytest.mark.parametrize("name, safe", [("../../x.txt", "x.txt"), ("..\\..\\evil.md", "evil.md"),
                                          (".hidden.txt", "hidden.txt"), ("a/b/c.pdf", "c.pdf")])
 def test_upload_names_cannot_escape(name, safe):
@@ -260,6 +348,23 @@ def test_browser_runs_nothing_from_hostile_documents(browser, server):
     assert not [r for r in requests if r.startswith("DIALOG")]
     page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
     _only_local(requests, server)
+
+
+def test_browser_remove_box_needs_the_folder_box_and_never_takes_the_root(browser, server):
+    requests: list[str] = []
+    page = _open(browser, server, requests)
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_selector("#documents")
+    before = _documents(client(server))[1]
+    box = page.locator("#remove-choice input")
+    box.fill("/")
+    box.press("Enter")
+    page.locator("#remove-folder input").check()
+    page.click("#remove")
+    page.wait_for_function(
+        "document.querySelector('#status textarea').value.startsWith('Not removed')", timeout=30_000)
+    assert "filesystem root" in page.input_value("#status textarea")
+    assert _documents(client(server))[1] == before
 
 
 def test_two_tabs_do_not_share_a_conversation(browser, server):
