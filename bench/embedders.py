@@ -101,14 +101,16 @@ def run_candidate(path: Path, texts: list[str], threads: int = 2):
     return vectors, len(texts) / (time.perf_counter() - started)
 
 
-def vectors(cpu: str | None) -> None:
+def vectors(cpu: str | None, few_texts: int = 30) -> None:
     import numpy as np
 
     texts = sample_texts()
     paths = {name: build(name) for name in CANDIDATES}
     if cpu:  # the same script under QEMU, a few texts (emulation is ~100x slower)
         few = WORK / "few.json"
-        few.write_text(json.dumps(texts[:10] + texts[400:410] + texts[-10:]))
+        n = max(1, few_texts // 3)
+        # Debian passages, Python passages, questions (texts 100.., 600.., 700.. of sample_texts)
+        few.write_text(json.dumps(texts[100:100 + n] + texts[600:600 + n] + texts[700:700 + n]))
         code = ("import json,sys,numpy as np; sys.path.insert(0, %r); from bench.embedders import run_candidate;"
                 "t=json.load(open(%r)); [np.save(%r + n + '.npy', run_candidate(p, t, 1)[0]) for n, p in %r]"
                 % (str(ROOT), str(few), str(WORK / f"{cpu}-"), [(n, str(p)) for n, p in paths.items()]))
@@ -180,6 +182,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     v = sub.add_parser("vectors")
     v.add_argument("--cpu", help="a QEMU CPU model (e.g. Haswell: AVX2, no AVX-512)")
+    v.add_argument("--texts", type=int, default=30, help="texts compared under QEMU (default 30)")
     r = sub.add_parser("retrieval")
     r.add_argument("qa", type=Path)
     r.add_argument("docs", type=Path)
@@ -187,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.what == "vectors":
-        vectors(args.cpu)
+        vectors(args.cpu, args.texts)
     else:
         retrieval(args.qa, args.docs, args.split)
 
