@@ -32,7 +32,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--llm-model", metavar="NAME", help="model name on that server")
     g.add_argument("--threads", type=int, help="CPU threads for the models (0: all)")
     g.add_argument("--embed-runtime", choices=RUNTIMES,
-                   help="embedding runtime: onnx (int8, default) or torch (env ASSISTANT_EMBED_RUNTIME)")
+                   help="embedding runtime: onnx (default, no torch) or torch (the torch extra; env ASSISTANT_EMBED_RUNTIME)")
     g.add_argument("--workers", type=int, metavar="N",
                    help="processes embedding in parallel at ingest (env ASSISTANT_EMBED_WORKERS)")
 

@@ -13,7 +13,7 @@
 | ASSISTANT_LLM_CONTEXT | context window (tokens) of the OpenAI-compatible server's model; the prompt is budgeted to it | 8192 |
 | ASSISTANT_MAX_FILE_MB | larger HTML, PDF and DOCX files (read whole) and uploads are refused; text is streamed | 50 |
 | ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
-| ASSISTANT_EMBED_RUNTIME | ``onnx`` (int8, faster) or ``torch`` for the embedding model | onnx |
+| ASSISTANT_EMBED_RUNTIME | ``onnx`` (float32 ONNX graph, no torch) or ``torch`` (the ``torch`` extra) | onnx |
 | ASSISTANT_EMBED_WORKERS | processes embedding in parallel at ingest | 1 |
 """
 

