@@ -342,3 +342,37 @@ def test_eval_command_runs_squad_style_and_conversation_files(tmp_path):
     turns = report["records"]["assistant"]
     assert [t["turn"] for t in turns] == [1, 2] and turns[1]["raw_hit"] is True
     assert report["summaries"]["assistant"]["dev"]["followup_hit@4_raw"] == 1.0
+
+
+class _ScriptedLLM:
+    """Replies to a condense prompt with a fixed question, to anything else with an answer."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.prompts = []
+
+    def stream(self, messages, max_tokens):
+        prompt = messages[-1]["content"]
+        self.prompts.append(prompt)
+        yield "Where is the Atomium?" if "<Standalone question>" in prompt else "In Brussels."
+
+
+def test_baseline_condenses_follow_ups_and_cites_offsets_into_the_documents(tmp_path, fake_embedder):
+    from assistant.baseline import Baseline
+    from index.readers import read
+
+    docs = build_corpus(tmp_path / "corpus")
+    llm = _ScriptedLLM()
+    base = Baseline(docs, tmp_path / "baseline", fake_embedder, llm, k=2)
+    history = [{"role": "user", "content": "What was built for the 1958 World's Fair?"},
+               {"role": "assistant", "content": "The Atomium."}]
+    answer = base.chat("Where is it?", history)
+    assert answer.rewritten_question == "Where is the Atomium?" and answer.answer == "In Brussels."
+    assert "The Atomium." in llm.prompts[0] and "Where is it?" in llm.prompts[0]
+    assert "Where is the Atomium?" in llm.prompts[1]  # the condensed question is what was asked
+    for c in answer.citations:
+        assert read(docs / c.source).text[c.start:c.end] == c.text
+    passages = base.search("Where is the Atomium?")
+    assert len(passages) == 2 and all(end > start for _, start, end in passages)
+    assert base.chat("First question?", []).rewritten_question is None
