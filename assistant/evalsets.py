@@ -133,7 +133,8 @@ def gold_spans(context: str, answers: list[dict]) -> list[tuple[str, int]]:
     return out
 
 
-def squad_document(title: str, paragraphs: list[str], skip: int | None = None) -> tuple[str, list[int | None]]:
+def squad_document(title: str, paragraphs: list[str],
+                   skip: int | None = None) -> tuple[str, list[int | None]]:
     """The document text of an article and each paragraph's offset in it (None: ``skip``, deleted)."""
     text = title.replace("_", " ") + "\n\n"
     offsets: list[int | None] = []
@@ -148,7 +149,68 @@ def squad_document(title: str, paragraphs: list[str], skip: int | None = None) -
     return text + "\n", offsets
 
 
-def convert_squad(data: dict, sizes: SquadSizes = SquadSizes(), seed: int = SEED) -> tuple[dict[str, str], list[dict]]:
+Pick = tuple[int, int, int]  # (article, paragraph, question)
+
+
+def _questions(articles: list[dict], ids, skip: dict[int, int] | None = None) -> list[Pick]:
+    """Every question with a gold answer in articles ``ids``, except in paragraphs ``skip``."""
+    skip = skip or {}
+    return [(i, p, q) for i in ids for p, para in enumerate(articles[i]["paragraphs"]) if skip.get(i) != p
+            for q, qa in enumerate(para["qas"]) if gold_spans(para["context"], qa["answers"])]
+
+
+def _deletable(articles: list[dict], i: int, p: int) -> list[Pick]:
+    """Questions of paragraph ``p`` none of whose gold answers occurs in the rest of article ``i``."""
+    paragraphs = articles[i]["paragraphs"]
+    rest = normalize_answer(squad_document(articles[i]["title"], [x["context"] for x in paragraphs], p)[0])
+    return [(i, p, q) for q, qa in enumerate(paragraphs[p]["qas"])
+            if (golds := gold_spans(paragraphs[p]["context"], qa["answers"]))
+            and not any(_contains_tokens(rest, normalize_answer(g)) for g, _ in golds)]
+
+
+def _delete_paragraphs(articles: list[dict], ids: list[int], wanted: int,
+                       rng: random.Random, seed: int, split: str) -> tuple[dict[int, int], list[Pick]]:
+    """Delete one paragraph per article, articles in ``rng`` order, until ``wanted`` questions
+    lost their answer; returns {article: paragraph} and those questions."""
+    order = list(ids)
+    rng.shuffle(order)
+    deleted: dict[int, int] = {}
+    pool: list[Pick] = []
+    for i in order:
+        if len(pool) >= wanted:
+            break
+        p = _rng(seed, split, "delete", articles[i]["title"]).randrange(len(articles[i]["paragraphs"]))
+        found = _deletable(articles, i, p)
+        if found:
+            deleted[i] = p
+            pool += found
+    return deleted, pool
+
+
+def _squad_row(article: dict, pick: Pick, kind: str, split: str, name: str, document: str | None,
+               offsets: list[int | None] | None) -> dict:
+    _, p, q = pick
+    para = article["paragraphs"][p]
+    qa = para["qas"][q]
+    golds = gold_spans(para["context"], qa["answers"])
+    spans: list[dict] = []
+    if kind == "answerable":
+        for answer, start in golds:
+            span = {"source": name, "start": offsets[p] + start, "end": offsets[p] + start + len(answer)}
+            assert document[span["start"]:span["end"]] == answer, (name, answer)
+            if span not in spans:
+                spans.append(span)
+    answers = list(dict.fromkeys(g for g, _ in golds))
+    return {
+        "q": qa["question"].strip(), "id": qa["id"], "split": split, "kind": kind,
+        "unanswerable": kind != "answerable", "source": None if kind == "left-out" else name,
+        "title": article["title"].replace("_", " "), "qtype": question_type(qa["question"]),
+        "answers": answers, "any": answers, "spans": spans,
+    }
+
+
+def convert_squad(data: dict, sizes: SquadSizes = SquadSizes(),
+                  seed: int = SEED) -> tuple[dict[str, str], list[dict]]:
     """SQuAD JSON (``{"data": [article]}``) → (documents by file name, question rows).
 
     Articles are split dev/test by article. Per split: ``left_out_articles`` articles are
@@ -159,70 +221,36 @@ def convert_squad(data: dict, sizes: SquadSizes = SquadSizes(), seed: int = SEED
     paragraphs that remain. Questions without a non-empty gold answer are skipped.
     """
     articles = data["data"]
-    titles = [a["title"] for a in articles]
     split_of: dict[int, str] = {}
     left_out: set[int] = set()
     deleted: dict[int, int] = {}  # article -> deleted paragraph
-    chosen: list[tuple[int, int, int, str]] = []  # (article, paragraph, question, kind)
+    chosen: list[tuple[Pick, str]] = []
     for split, ids in _halves(list(range(len(articles))), _rng(seed, "split")).items():
-        for i in ids:
-            split_of[i] = split
-        out_ids = sorted(_rng(seed, split, "left-out").sample(ids, min(sizes.left_out_articles, len(ids))))
-        left_out.update(out_ids)
-        pool = [(i, p, q) for i in out_ids for p, para in enumerate(articles[i]["paragraphs"])
-                for q, qa in enumerate(para["qas"]) if gold_spans(para["context"], qa["answers"])]
-        chosen += [(*x, "left-out") for x in _sample(pool, sizes.left_out, _rng(seed, split, "left-out-q"))]
-        kept = [i for i in ids if i not in out_ids]
-        order = list(kept)
-        _rng(seed, split, "delete").shuffle(order)
-        pool = []
-        for i in order:
-            if len(pool) >= 2 * sizes.deleted:
-                break
-            paragraphs = articles[i]["paragraphs"]
-            p = _rng(seed, split, "delete", titles[i]).randrange(len(paragraphs))
-            rest = normalize_answer(squad_document(titles[i], [x["context"] for x in paragraphs], p)[0])
-            found = [(i, p, q) for q, qa in enumerate(paragraphs[p]["qas"])
-                     if (golds := gold_spans(paragraphs[p]["context"], qa["answers"]))
-                     and not any(_contains_tokens(rest, normalize_answer(g)) for g, _ in golds)]
-            if found:
-                deleted[i] = p
-                pool += found
-        chosen += [(*x, "deleted") for x in _sample(pool, sizes.deleted, _rng(seed, split, "deleted-q"))]
-        pool = [(i, p, q) for i in kept for p, para in enumerate(articles[i]["paragraphs"])
-                if deleted.get(i) != p
-                for q, qa in enumerate(para["qas"]) if gold_spans(para["context"], qa["answers"])]
-        chosen += [(*x, "answerable") for x in _sample(pool, sizes.answerable, _rng(seed, split, "answerable-q"))]
+        split_of.update((i, split) for i in ids)
+        gone = sorted(_rng(seed, split, "left-out").sample(ids, min(sizes.left_out_articles, len(ids))))
+        left_out.update(gone)
+        kept = [i for i in ids if i not in gone]
+        removed, pool = _delete_paragraphs(articles, kept, 2 * sizes.deleted, _rng(seed, split, "delete"),
+                                           seed, split)
+        deleted.update(removed)
+        for kind, questions, n in (("left-out", _questions(articles, gone), sizes.left_out),
+                                   ("deleted", pool, sizes.deleted),
+                                   ("answerable", _questions(articles, kept, removed), sizes.answerable)):
+            chosen += [(x, kind) for x in _sample(questions, n, _rng(seed, split, f"{kind}-q"))]
 
     documents: dict[str, str] = {}
     offsets: dict[int, list[int | None]] = {}
     for i, a in enumerate(articles):
         if i not in left_out:
-            text, offsets[i] = squad_document(titles[i], [p["context"] for p in a["paragraphs"]], deleted.get(i))
-            documents[_doc_name(titles[i])] = text
-
-    rows = []
+            documents[_doc_name(a["title"])], offsets[i] = squad_document(
+                a["title"], [p["context"] for p in a["paragraphs"]], deleted.get(i))
     order = {s: n for n, s in enumerate(SPLITS)}
-    for i, p, q, kind in sorted(chosen, key=lambda x: (order[split_of[x[0]]], x[0], x[1], x[2])):
-        para = articles[i]["paragraphs"][p]
-        qa = para["qas"][q]
-        golds = gold_spans(para["context"], qa["answers"])
-        name = _doc_name(titles[i])
-        spans = []
-        if kind == "answerable":
-            text = documents[name]
-            for answer, start in golds:
-                s = offsets[i][p] + start
-                assert text[s:s + len(answer)] == answer, (name, answer)
-                if {"source": name, "start": s, "end": s + len(answer)} not in spans:
-                    spans.append({"source": name, "start": s, "end": s + len(answer)})
-        answers = list(dict.fromkeys(g for g, _ in golds))
-        rows.append({
-            "q": qa["question"].strip(), "id": qa["id"], "split": split_of[i], "kind": kind,
-            "unanswerable": kind != "answerable", "source": None if kind == "left-out" else name,
-            "title": titles[i].replace("_", " "), "qtype": question_type(qa["question"]),
-            "answers": answers, "any": answers, "spans": spans,
-        })
+    rows = []
+    for pick, kind in sorted(chosen, key=lambda x: (order[split_of[x[0][0]]], x[0])):
+        i = pick[0]
+        name = _doc_name(articles[i]["title"])
+        rows.append(_squad_row(articles[i], pick, kind, split_of[i], name, documents.get(name),
+                               offsets.get(i)))
     return documents, rows
 
 
@@ -259,24 +287,40 @@ def coqa_title(story: dict) -> str:
     return f"Story {Path(filename).stem if filename.endswith('.txt') else filename}"
 
 
+def _turn_kind(answer: dict) -> str:
+    said = normalize_answer(answer["input_text"])
+    if said == "unknown" or answer.get("span_start", -1) < 0:
+        return "unknown"
+    return "yes/no" if said in ("yes", "no") else "answerable"
+
+
 def coqa_turns(story: dict, offset: int) -> list[dict]:
     """The turns of one story; rationale spans moved by ``offset`` (where the story starts)."""
-    extra = [story.get("additional_answers", {})[key] for key in sorted(story.get("additional_answers") or {})]
+    others = story.get("additional_answers") or {}
+    extra = [others[key] for key in sorted(others)]
     turns = []
     for n, (q, a) in enumerate(zip(story["questions"], story["answers"])):
         answers = [a["input_text"]] + [alt[n]["input_text"] for alt in extra if n < len(alt)]
-        answers = list(dict.fromkeys(x.strip() for x in answers if x and x.strip()))
-        main = normalize_answer(a["input_text"])
-        span = None
-        if a.get("span_start", -1) >= 0 and a["span_end"] > a["span_start"]:
-            span = {"start": a["span_start"] + offset, "end": a["span_end"] + offset}
-        kind = "unknown" if main == "unknown" or span is None else "yes/no" if main in ("yes", "no") else "answerable"
-        turns.append({"turn": int(q["turn_id"]), "q": q["input_text"].strip(), "answers": answers,
-                      "span": span, "qtype": question_type(q["input_text"]), "kind": kind})
+        kind = _turn_kind(a)
+        turns.append({
+            "turn": int(q["turn_id"]), "q": q["input_text"].strip(),
+            "answers": list(dict.fromkeys(x.strip() for x in answers if x and x.strip())),
+            "span": None if kind == "unknown" else {"start": a["span_start"] + offset,
+                                                    "end": a["span_end"] + offset},
+            "qtype": question_type(q["input_text"]), "kind": kind,
+        })
     return turns
 
 
-def convert_coqa(stories: list[dict], conversations: int = 60, seed: int = SEED) -> tuple[dict[str, str], list[dict]]:
+def _coqa_document(story: dict) -> tuple[str, int]:
+    """The document text of a story and where the story starts in it."""
+    head = f"{coqa_title(story)}\n\n"
+    text = head + story["story"]
+    return (text if text.endswith("\n") else text + "\n"), len(head)
+
+
+def convert_coqa(stories: list[dict], conversations: int = 60,
+                 seed: int = SEED) -> tuple[dict[str, str], list[dict]]:
     """CoQA stories (already filtered by ``load_coqa``) → (documents by file name, conversation rows).
 
     Every story is written. Stories are split dev/test by story within each source;
@@ -284,27 +328,20 @@ def convert_coqa(stories: list[dict], conversations: int = 60, seed: int = SEED)
     """
     documents: dict[str, str] = {}
     rows = []
-    by_source = {src: sorted((s for s in stories if s["source"] == src), key=lambda s: s["id"])
-                 for src in COQA_SOURCES}
-    for src, group in by_source.items():
-        for story in group:
-            title = coqa_title(story)
-            name = _doc_name(f"{src}-{story['id']}")
-            text = f"{title}\n\n{story['story']}"
-            documents[name] = text if text.endswith("\n") else text + "\n"
+    for n, src in enumerate(COQA_SOURCES):
+        group = sorted((s for s in stories if s["source"] == src), key=lambda s: s["id"])
+        share = conversations // len(COQA_SOURCES) + (n < conversations % len(COQA_SOURCES))
         for split, ids in _halves([s["id"] for s in group], _rng(seed, "coqa-split", src)).items():
-            share = conversations // len(COQA_SOURCES) + (COQA_SOURCES.index(src) < conversations % len(COQA_SOURCES))
             picked = set(_sample(ids, share, _rng(seed, "coqa", split, src)))
             for story in group:
+                name = _doc_name(f"{src}-{story['id']}")
+                documents[name], offset = _coqa_document(story)
                 if story["id"] not in picked:
                     continue
-                name = _doc_name(f"{src}-{story['id']}")
-                offset = len(coqa_title(story)) + 2
                 turns = coqa_turns(story, offset)
-                text = documents[name]
                 for t, a in zip(turns, story["answers"]):
                     if t["span"]:
-                        assert text[t["span"]["start"]:t["span"]["end"]] == a["span_text"], name
+                        assert documents[name][t["span"]["start"]:t["span"]["end"]] == a["span_text"], name
                 rows.append({"conversation": story["id"], "source": name, "split": split, "turns": turns})
     order = {s: n for n, s in enumerate(SPLITS)}
     rows.sort(key=lambda r: (order[r["split"]], r["source"]))

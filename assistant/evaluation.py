@@ -178,7 +178,8 @@ def load_conversations(path: Path) -> list[Conversation]:
                 kind = t.get("kind", "answerable")
                 if kind not in TURN_KINDS:
                     raise ValueError(f"kind must be one of {', '.join(TURN_KINDS)}, not {kind!r}")
-                turns.append(Turn(int(t["turn"]), t["q"], tuple(a for a in t.get("answers") or [] if a.strip()),
+                answers = tuple(a for a in t.get("answers") or [] if a.strip())
+                turns.append(Turn(int(t["turn"]), t["q"], answers,
                                   (int(span["start"]), int(span["end"])) if span else None,
                                   t.get("qtype"), kind))
             out.append(Conversation(str(row["conversation"]), row["source"], row.get("split", "test"),

@@ -44,7 +44,8 @@ def squad_json(articles: int = ARTICLES) -> dict:
                                      "answers": [{"text": "Shared Town", "answer_start": 0}]})
         paragraphs[0]["context"] = "Shared Town " + paragraphs[0]["context"]
         for qa in paragraphs[0]["qas"][:3]:
-            qa["answers"] = [{"text": x["text"], "answer_start": x["answer_start"] + 12} for x in qa["answers"]]
+            qa["answers"] = [{"text": x["text"], "answer_start": x["answer_start"] + 12}
+                             for x in qa["answers"]]
         paragraphs[1]["context"] += " It is near Shared Town."
         # BIG-bench blanked some answers: such a question is skipped
         paragraphs[2]["qas"].append({"id": f"{a}-blank", "question": "Blank?",
@@ -171,7 +172,8 @@ def _story(source: str, n: int) -> dict:
         answers.append({"span_start": start, "span_end": start + len(sentence), "span_text": sentence,
                         "input_text": f"Person{n}x{i}", "turn_id": i + 1})
     questions.append({"input_text": "Was it fun?", "turn_id": 5})
-    answers.append({"span_start": 0, "span_end": 5, "span_text": story[:5], "input_text": "Yes", "turn_id": 5})
+    answers.append({"span_start": 0, "span_end": 5, "span_text": story[:5], "input_text": "Yes",
+                    "turn_id": 5})
     questions.append({"input_text": "What was the weather?", "turn_id": 6})
     answers.append({"span_start": -1, "span_end": -1, "span_text": "unknown", "input_text": "unknown",
                     "turn_id": 6})
@@ -191,7 +193,8 @@ def test_coqa_uses_only_mctest_race_and_gutenberg(tmp_path):
     assert main(["coqa", str(source), str(tmp_path / "out"), "--conversations", "6"]) == 0
     written = "".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert "cnn" not in written and "wikipedia" not in written  # held out: never written
-    assert {p.name.split("-")[0] for p in (tmp_path / "out" / "docs").iterdir()} == {"mctest", "race", "gutenberg"}
+    domains = {p.name.split("-")[0] for p in (tmp_path / "out" / "docs").iterdir()}
+    assert domains == {"mctest", "race", "gutenberg"}
     assert len(list((tmp_path / "out" / "docs").iterdir())) == 18  # every story of those domains
     assert {s["source"] for s in load_coqa(source)} == {"mctest", "race", "gutenberg"}
 
@@ -200,7 +203,8 @@ def test_coqa_conversations_map_rationales_and_split_by_story(tmp_path):
     source = _write(tmp_path / "coqa.json", coqa_json())
     main(["coqa", str(source), str(tmp_path / "out"), "--conversations", "6"])
     conversations = load_conversations(tmp_path / "out" / "coqa.jsonl")
-    assert [c.split for c in conversations].count("dev") == 6 == [c.split for c in conversations].count("test")
+    splits = [c.split for c in conversations]
+    assert splits.count("dev") == 6 == splits.count("test")
     assert len({c.source for c in conversations}) == 12  # a story is in one split only
     for c in conversations:
         text = read(tmp_path / "out" / "docs" / c.source).text

@@ -213,7 +213,8 @@ def test_load_qa_reads_the_external_fields(tmp_path):
     path.write_text(json.dumps({"q": "Who?", "source": "a.txt", "answers": ["X", " "], "any": ["X"],
                                 "spans": [{"source": "a.txt", "start": 3, "end": 4}],
                                 "qtype": "who", "kind": "answerable", "split": "dev"}) + "\n"
-                    + json.dumps({"q": "Gone?", "source": None, "unanswerable": True, "kind": "left-out"}) + "\n")
+                    + json.dumps({"q": "Gone?", "source": None, "unanswerable": True,
+                                  "kind": "left-out"}) + "\n")
     first, second = load_qa(path)
     assert first.answers == ("X",) and first.spans == (Span("a.txt", 3, 4),) and first.qtype == "who"
     assert second.kind == "left-out" and second.source == ()
