@@ -3,8 +3,9 @@
 llama-index's defaults where it has them: ``SimpleDirectoryReader`` (default file
 readers), ``SentenceSplitter()`` (1024-token chunks, 200 overlap), ``VectorStoreIndex``
 over a Chroma collection, ``as_query_engine(similarity_top_k=k)`` with its default
-prompt. Ours where it must be: the same embedder and the same bundled LLM, passed
-explicitly (llama-index's global ``Settings`` would reach for OpenAI).
+prompt; for conversations, the question condensed as llama-index's
+``CondenseQuestionChatEngine`` does it. Ours where it must be: the same embedder and the
+same bundled LLM, passed explicitly (llama-index's global ``Settings`` would reach for OpenAI).
 """
 
 from __future__ import annotations
@@ -115,21 +116,49 @@ class Baseline:
             documents, storage_context=storage, embed_model=_wrap_embedder(embedder),
             transformations=[SentenceSplitter()],
         )
-        self.engine = self.index.as_query_engine(llm=_wrap_llm(llm, max_tokens), similarity_top_k=k)
+        self.llm = _wrap_llm(llm, max_tokens)
+        self.engine = self.index.as_query_engine(llm=self.llm, similarity_top_k=k)
+        self.retriever = self.index.as_retriever(similarity_top_k=k)
         self.backend = f"llama-index:{llm.name}"
 
     def ask(self, question: str) -> Answer:
         """Answer with the default query engine; every passage it was given counts as cited."""
         response = self.engine.query(question)
-        citations = []
-        for n, hit in enumerate(response.source_nodes, 1):
-            node = hit.node
-            meta = node.metadata or {}
-            citations.append(Citation(
-                n=n, cited=True, doc_id=node.ref_doc_id or "", chunk_id=node.node_id,
-                source=meta.get("file_name", ""), title=None,
-                page=int(meta["page_label"]) if str(meta.get("page_label", "")).isdigit() else None,
-                start=node.start_char_idx or 0, end=node.end_char_idx or 0,
-                text=node.get_content(), highlights=[], score=float(hit.score or 0.0),
-            ))
-        return Answer(question, str(response).strip(), False, "generate", self.backend, citations)
+        return Answer(question, str(response).strip(), False, "generate", self.backend,
+                      _citations(response.source_nodes))
+
+    def chat(self, question: str, history: list[dict]) -> Answer:
+        """A follow-up as llama-index's ``CondenseQuestionChatEngine`` does it: the LLM
+        condenses history and question into one question, which the query engine answers."""
+        if not history:
+            return self.ask(question)
+        from llama_index.core.base.llms.generic_utils import messages_to_history_str
+        from llama_index.core.chat_engine.condense_question import DEFAULT_PROMPT
+        from llama_index.core.llms import ChatMessage
+
+        messages = [ChatMessage(role=m["role"], content=m["content"]) for m in history]
+        condensed = self.llm.predict(DEFAULT_PROMPT, question=question,
+                                     chat_history=messages_to_history_str(messages)).strip() or question
+        response = self.engine.query(condensed)
+        return Answer(question, str(response).strip(), False, "generate", self.backend,
+                      _citations(response.source_nodes), condensed)
+
+    def search(self, question: str) -> list[tuple[str, int, int]]:
+        """The passages (source, start, end) its retriever finds for ``question``."""
+        return [((hit.node.metadata or {}).get("file_name", ""), hit.node.start_char_idx or 0,
+                 hit.node.end_char_idx or 0) for hit in self.retriever.retrieve(question)]
+
+
+def _citations(source_nodes) -> list[Citation]:
+    citations = []
+    for n, hit in enumerate(source_nodes, 1):
+        node = hit.node
+        meta = node.metadata or {}
+        citations.append(Citation(
+            n=n, cited=True, doc_id=node.ref_doc_id or "", chunk_id=node.node_id,
+            source=meta.get("file_name", ""), title=None,
+            page=int(meta["page_label"]) if str(meta.get("page_label", "")).isdigit() else None,
+            start=node.start_char_idx or 0, end=node.end_char_idx or 0,
+            text=node.get_content(), highlights=[], score=float(hit.score or 0.0),
+        ))
+    return citations

@@ -78,14 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto (quote strong evidence, else the LLM; the default with the bundled "
                             "model), generate (always the LLM) or extractive (never)")
         _common(p)
-    p = sub.add_parser("eval", help="measure answer quality on a QA file (JSON Lines)")
+    p = sub.add_parser("eval", help="measure answer quality on a QA or conversation file (JSON Lines)",
+                       description="Measure answer quality (docs/evaluation.md): a QA file, or a file of "
+                                   "conversations (entries with turns), over the documents in --docs.")
     p.add_argument("qa", metavar="QA.jsonl")
     p.add_argument("--docs", required=True, metavar="DIR", help="the documents the questions are about")
-    p.add_argument("--split", choices=["dev", "test", "all"], default="all")
+    p.add_argument("--split", choices=["dev", "test", "all"], default="all",
+                   help="tune on dev, report test (default: all)")
     p.add_argument("--baseline", action="store_true", help="also run a plain llama-index pipeline")
     p.add_argument("--k", type=_k, help=f"passages per question, 1 to {K_MAX} (default 4)")
     p.add_argument("--mode", choices=MODES)
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--own-history", action="store_true",
+                   help="conversations: earlier turns carry the assistant's own answers, not the gold ones")
+    p.add_argument("--max-turns", type=int, metavar="N", help="conversations: ask at most N turns of each")
+    p.add_argument("--json", action="store_true", help="print the report, with every record, as JSON")
+    p.add_argument("--save", metavar="FILE", help="also write the JSON report (every record) to FILE")
     _common(p)
 
     p = sub.add_parser("serve", help="the browser chat (ingests seeds/ first when the index is empty)")
@@ -255,10 +262,14 @@ def cmd_serve(bot, args) -> int:
 
 
 def cmd_eval(bot, args) -> int:
-    from assistant.evaluation import Report, evaluate, load_qa
+    from assistant.evaluation import (Report, evaluate, evaluate_conversations, is_conversation_file,
+                                      load_conversations, load_qa)
 
-    qas = [q for q in load_qa(Path(args.qa)) if args.split == "all" or q.split == args.split]
-    if not qas:
+    path = Path(args.qa)
+    talks = is_conversation_file(path)
+    items = load_conversations(path) if talks else load_qa(path)
+    items = [x for x in items if args.split == "all" or x.split == args.split]
+    if not items:
         raise ValueError(f"no questions in {args.qa} for split {args.split}")
     docs = Path(args.docs)
     ingested = bot.ingest([docs], progress=_ProgressBar())
@@ -266,20 +277,45 @@ def cmd_eval(bot, args) -> int:
         print(f"assistant: {len(ingested.failed)} files failed to index", file=sys.stderr)
     k = bot.settings.k
     indexed = {d.source for d in bot.documents()}
-    has_sources = any(s in indexed for q in qas for s in q.source)
+    has_sources = talks or any(s in indexed for q in items for s in q.source)
     report = Report(k)
-    bar = _ProgressBar("asked", "questions")
-    report.add("assistant", evaluate(lambda q: bot.ask(q), qas, bar), has_sources)
+    bar = _ProgressBar("asked", "turns" if talks else "questions")
+    if talks:
+        sources = {d.doc_id: d.source for d in bot.documents()}
+
+        def search(q):
+            return [(sources.get(h.chunk.doc_id, ""), h.chunk.start, h.chunk.end)
+                    for h in bot.retriever.search(q, k)]
+
+        records = evaluate_conversations(bot.chat, search, items, args.own_history, args.max_turns, bar)
+    else:
+        records = evaluate(lambda q: bot.ask(q), items, bar)
+    report.add("assistant", records, has_sources)
     if args.baseline:
         from assistant.baseline import Baseline
 
-        llm = bot.llm if bot.llm is not None else None
+        llm = bot.llm
         if llm is None:
             raise ValueError("--baseline needs an LLM backend (not --backend none)")
         base = Baseline(docs, bot.settings.index_dir / "baseline", bot.embedder, llm, k=k,
                         max_tokens=bot.settings.max_answer_tokens)
-        report.add("baseline", evaluate(base.ask, qas, bar), has_sources)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.table())
+        if talks:
+            records = evaluate_conversations(base.chat, base.search, items, args.own_history,
+                                             args.max_turns, bar)
+        else:
+            records = evaluate(base.ask, items, bar)
+        report.add("baseline", records, has_sources)
+    if args.save:
+        Path(args.save).write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.table())
+        types = report.type_table()
+        if types:
+            print()
+            print(types)
     return 0
 
 
