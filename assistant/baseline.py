@@ -10,6 +10,7 @@ same bundled LLM, passed explicitly (llama-index's global ``Settings`` would rea
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,13 @@ class Baseline:
         self.engine = self.index.as_query_engine(llm=self.llm, similarity_top_k=k)
         self.retriever = self.index.as_retriever(similarity_top_k=k)
         self.backend = f"llama-index:{llm.name}"
+        self.docs = docs
 
     def ask(self, question: str) -> Answer:
         """Answer with the default query engine; every passage it was given counts as cited."""
         response = self.engine.query(question)
         return Answer(question, str(response).strip(), False, "generate", self.backend,
-                      _citations(response.source_nodes))
+                      _citations(response.source_nodes, self.docs))
 
     def chat(self, question: str, history: list[dict]) -> Answer:
         """A follow-up as llama-index's ``CondenseQuestionChatEngine`` does it: the LLM
@@ -141,24 +143,59 @@ class Baseline:
                                      chat_history=messages_to_history_str(messages)).strip() or question
         response = self.engine.query(condensed)
         return Answer(question, str(response).strip(), False, "generate", self.backend,
-                      _citations(response.source_nodes), condensed)
+                      _citations(response.source_nodes, self.docs), condensed)
 
     def search(self, question: str) -> list[tuple[str, int, int]]:
         """The passages (source, start, end) its retriever finds for ``question``."""
-        return [((hit.node.metadata or {}).get("file_name", ""), hit.node.start_char_idx or 0,
-                 hit.node.end_char_idx or 0) for hit in self.retriever.retrieve(question)]
+        out = []
+        for hit in self.retriever.retrieve(question):
+            start, end = _locate(self.docs, hit.node)
+            out.append(((hit.node.metadata or {}).get("file_name", ""), start, end))
+        return out
 
 
-def _citations(source_nodes) -> list[Citation]:
+@functools.lru_cache(maxsize=64)
+def _our_text(path: str) -> str:
+    from index.readers import ReadError, read
+
+    try:
+        return read(Path(path)).text
+    except (ReadError, OSError):
+        return ""
+
+
+def _locate(docs: Path, node) -> tuple[int, int]:
+    """The node's offsets in our reader's text of its file, so both systems are scored on one
+    text (llama-index counts from its own reader's text, per page for a PDF)."""
+    start, end = node.start_char_idx or 0, node.end_char_idx or 0
+    meta = node.metadata or {}
+    path = meta.get("file_path") or str(docs / meta.get("file_name", ""))
+    text, content = _our_text(path), node.get_content()
+    found = [i for i in _occurrences(text, content)]
+    if found:
+        best = min(found, key=lambda i: abs(i - start))
+        return best, best + len(content)
+    return start, end
+
+
+def _occurrences(text: str, part: str):
+    i = text.find(part) if part else -1
+    while i >= 0:
+        yield i
+        i = text.find(part, i + 1)
+
+
+def _citations(source_nodes, docs: Path) -> list[Citation]:
     citations = []
     for n, hit in enumerate(source_nodes, 1):
         node = hit.node
         meta = node.metadata or {}
+        start, end = _locate(docs, node)
         citations.append(Citation(
             n=n, cited=True, doc_id=node.ref_doc_id or "", chunk_id=node.node_id,
             source=meta.get("file_name", ""), title=None,
             page=int(meta["page_label"]) if str(meta.get("page_label", "")).isdigit() else None,
-            start=node.start_char_idx or 0, end=node.end_char_idx or 0,
+            start=start, end=end,
             text=node.get_content(), highlights=[], score=float(hit.score or 0.0),
         ))
     return citations
