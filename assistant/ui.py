@@ -33,6 +33,7 @@ CSS = """
 .passage .head { font-weight: 600; margin-bottom: 4px; }
 .passage .body { white-space: pre-wrap; font-size: 0.92em; }
 .passage mark { background: #fff3b0; }
+.passage mark.answer { background: #ffd33d; font-weight: 600; }
 .answer-text { white-space: pre-wrap; margin-bottom: 8px; }
 .retrieved-title { color: #57606a; margin-top: 14px; }
 """
@@ -42,16 +43,20 @@ MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 
 
 # ----------------------------------------------------------------------------- rendering
-def _marked(text: str, spans: list[list[int]]) -> str:
-    """``text`` escaped, with ``spans`` wrapped in <mark>."""
-    out, pos = [], 0
-    for start, end in sorted(spans):
-        if start < pos:
-            continue
-        out += [html.escape(text[pos:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
-        pos = end
-    out.append(html.escape(text[pos:]))
-    return "".join(out)
+def _marked(text: str, spans: list[list[int]], answers: list[list[int]] = ()) -> str:
+    """``text`` escaped, ``spans`` wrapped in <mark>, the ``answers`` inside them in <mark class="answer">."""
+    cuts = sorted({0, len(text)} | {max(0, min(len(text), x)) for span in list(spans) + list(answers)
+                                     for x in span})
+    runs: list[list] = []  # [style, text] with neighbours of one style merged
+    for a, b in zip(cuts, cuts[1:]):
+        style = ("answer" if any(s <= a and b <= e for s, e in answers)
+                 else "mark" if any(s <= a and b <= e for s, e in spans) else "")
+        if runs and runs[-1][0] == style:
+            runs[-1][1] += text[a:b]
+        else:
+            runs.append([style, text[a:b]])
+    opening = {"answer": '<mark class="answer">', "mark": "<mark>", "": ""}
+    return "".join(f"{opening[st]}{html.escape(t)}{'</mark>' if st else ''}" for st, t in runs)
 
 
 def _linked_markers(answer_text: str) -> str:
@@ -85,7 +90,7 @@ def _passage(c, cited: bool) -> str:
     return (
         f'<div class="passage{" cited" if cited else ""}" id="src-{c.n}">'
         f'<div class="head" title="{full}">[{c.n}] {name} · {where} · score {c.score:.4f}</div>'
-        f'<div class="body">{_marked(c.text, c.highlights if cited else [])}</div></div>'
+        f'<div class="body">{_marked(c.text, c.highlights if cited else [], c.answer_spans if cited else [])}</div></div>'
     )
 
 

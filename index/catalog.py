@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER NOT NULL,
     indexed_at REAL NOT NULL
 );
+-- where each document's structure is: headings, definition terms, code, table rows, and
+-- the title/author/date found in it (offsets into its extracted text; index.readers.Section)
+CREATE TABLE IF NOT EXISTS sections (
+    doc_id TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sections_doc ON sections (doc_id, start);
 CREATE TABLE IF NOT EXISTS chunks {chunk_columns};
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 -- a document's chunks while it is being indexed; moved into chunks when it is whole
@@ -101,10 +112,27 @@ class Document:
     mtime: float
     chunks: int
     indexed_at: float
+    author: str | None = None
+    date: str | None = None
 
     def chunk_prefix(self) -> str:
         """Every chunk id of this version of the document starts with this (id and content hash)."""
         return f"{self.doc_id}-{self.hash[:12]}-"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A structural span of a document: ``kind`` is heading, term, code, row, title, author or date."""
+
+    doc_id: str
+    start: int
+    end: int
+    kind: str
+    level: int
+    text: str
+
+
+_DOC_COLUMNS = "doc_id, path, source, title, hash, size, mtime, chunks, indexed_at, author, date"
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,10 @@ class Catalog:
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+        for name in ("author", "date"):  # catalogs written before these existed
+            if name not in columns:
+                db.execute(f"ALTER TABLE documents ADD COLUMN {name} TEXT")
         self._ensure_keyword_index()  # creates the keyword index, or fills it again when needed
 
     # connections ------------------------------------------------------------
@@ -207,18 +239,11 @@ class Catalog:
 
     # documents ------------------------------------------------------------
     def documents(self) -> list[Document]:
-        rows = self._db.execute(
-            "SELECT doc_id, path, source, title, hash, size, mtime, chunks, indexed_at "
-            "FROM documents ORDER BY source"
-        ).fetchall()
+        rows = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents ORDER BY source").fetchall()
         return [Document(*row) for row in rows]
 
     def document_by_path(self, path: str) -> Document | None:
-        row = self._db.execute(
-            "SELECT doc_id, path, source, title, hash, size, mtime, chunks, indexed_at "
-            "FROM documents WHERE path=?",
-            (path,),
-        ).fetchone()
+        row = self._db.execute(f"SELECT {_DOC_COLUMNS} FROM documents WHERE path=?", (path,)).fetchone()
         return Document(*row) if row else None
 
     def stage_chunks(self, chunks: list[Chunk]) -> None:
@@ -237,8 +262,8 @@ class Catalog:
             db.execute(f"DELETE FROM staged_chunks {where}", args)
         return ids
 
-    def commit_document(self, doc: Document) -> None:
-        """Replace a document and all its chunks by its staged ones, in one transaction.
+    def commit_document(self, doc: Document, sections: list[Section] = ()) -> None:
+        """Replace a document, its chunks and its sections by the new ones, in one transaction.
 
         The keyword index changes in the same transaction: the new chunks' terms
         become searchable exactly when the chunks are listed.
@@ -247,10 +272,13 @@ class Catalog:
             removed = _unlist(db, doc.doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
             db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.doc_id, doc.path, doc.source, doc.title, doc.hash, doc.size, doc.mtime,
-                 doc.chunks, doc.indexed_at),
+                 doc.chunks, doc.indexed_at, doc.author, doc.date),
             )
+            db.executemany('INSERT INTO sections (doc_id, start, "end", kind, level, text) '
+                           "VALUES (?, ?, ?, ?, ?, ?)",
+                           [(doc.doc_id, x.start, x.end, x.kind, x.level, x.text) for x in sections])
             db.execute(
                 f"INSERT INTO chunks ({_COLUMNS}) SELECT {_COLUMNS} FROM staged_chunks WHERE doc_id=?",
                 (doc.doc_id,),
@@ -258,6 +286,31 @@ class Catalog:
             db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
             added = _list_keywords(db, doc.doc_id)
             self._changed(db, added[0] - removed[0], added[1] - removed[1])
+
+    def sections(self, doc_id: str, start: int = 0, end: int | None = None,
+                 kinds: tuple[str, ...] | None = None) -> list[Section]:
+        """A document's sections overlapping ``[start, end)`` (the whole document by default),
+        and the last heading of each level and the last term before ``start``: what a
+        passage sits under. In document order."""
+        end = (1 << 62) if end is None else end
+        cols = 'doc_id, start, "end", kind, level, text'
+        db = self._db
+        rows = db.execute(f'SELECT {cols} FROM sections WHERE doc_id=? AND start<? AND "end">? '
+                          "ORDER BY start", (doc_id, end, start)).fetchall()
+        before = db.execute(f"SELECT {cols} FROM sections WHERE doc_id=? AND start<? AND kind IN "
+                            "('heading', 'term') ORDER BY start DESC LIMIT 24", (doc_id, start)).fetchall()
+        under, levels, term = [], set(), False
+        for row in before:  # nearest first: one heading per level above the last, one term
+            kind, level = row[3], row[4]
+            if kind == "term" and not term and not levels:
+                term = True
+                under.append(row)
+            elif kind == "heading" and level not in levels and all(level < x for x in levels):
+                levels.add(level)
+                under.append(row)
+        found = [Section(*r) for r in sorted(set(under)) + rows]
+        found.sort(key=lambda x: (x.start, x.end))
+        return [x for x in found if kinds is None or x.kind in kinds]
 
     def touch_document(self, doc_id: str, mtime: float) -> None:
         """Record a new mtime for a file whose content did not change."""
@@ -269,6 +322,7 @@ class Catalog:
         with self._write() as db:
             chunks, tokens = _unlist(db, doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+            db.execute("DELETE FROM sections WHERE doc_id=?", (doc_id,))
             self._changed(db, -chunks, -tokens)
 
     def clear(self) -> None:
@@ -277,6 +331,7 @@ class Catalog:
             db.execute("DELETE FROM staged_chunks")
             chunks, tokens = _unlist(db, None)
             db.execute("DELETE FROM documents")
+            db.execute("DELETE FROM sections")
             self._changed(db, -chunks, -tokens)
 
     def _changed(self, db: sqlite3.Connection, chunks: int, tokens: int) -> None:

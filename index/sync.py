@@ -33,6 +33,7 @@ from typing import Callable, Iterator
 from filelock import FileLock, Timeout
 
 from index.catalog import Catalog, Chunk, Document
+from index.catalog import Section as CatalogSection
 from index.chunking import CHUNKER_VERSION, ENCODING, chunk_stream, chunk_text
 from index.embedder import EmbedderError
 from index.readers import STREAMED_SUFFIXES, SUPPORTED_SUFFIXES, ReadError, open_text, read
@@ -274,6 +275,9 @@ class _Prepared:
     doc: Document  # ``chunks`` is filled in once the file has been read to its end
     chunks: Iterator[Chunk]
     old: Document | None
+    # (title, author, date, [(section, its text)]) as the reader found them, once chunks are read
+    details: Callable[[], tuple] = lambda: (None, None, None, [])
+    sections: list[CatalogSection] = field(default_factory=list)
 
 
 def _plan(paths: list[Path], report: SyncReport) -> tuple[list[_Planned], list[Path]]:
@@ -415,25 +419,41 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
                               fits=index.embedder.fits)
         spans = ((span, text, None) for span, text in pieces)
         title = stream.title
+        named: dict[int, str] = {}  # section start -> its text, taken from the chunk that holds it
+
+        def details():  # known once the stream is read to its end
+            return (stream.title, stream.author, stream.date,
+                    [(x, named.get(x.start, "")) for x in stream.sections])
     else:
         extracted = read(path, index.max_file_bytes)
         cut = chunk_text(extracted.text, settings.max_tokens, settings.overlap_tokens,
                          fits=index.embedder.fits, breaks=extracted.page_starts)
         spans = ((s, extracted.text[s.start : s.end], extracted.page_at(s.start)) for s in cut)
         title = extracted.title
+        named = None
+
+        def details():
+            return (extracted.title, extracted.author, extracted.date,
+                    [(x, extracted.text[x.start:x.end]) for x in extracted.sections])
     doc = Document(
         doc_id=doc_id, path=str(path), source=item.source, title=title or path.name, hash=digest,
         size=stat.st_size, mtime=stat.st_mtime, chunks=0, indexed_at=time.time(),
     )
 
     def chunks() -> Iterator[Chunk]:
+        pending = 0  # streamed sections whose text is not taken yet
         for n, (span, text, page) in enumerate(spans):
+            if named is not None:
+                while pending < len(stream.sections) and stream.sections[pending].start < span.end:
+                    x = stream.sections[pending]
+                    named[x.start] = text[max(0, x.start - span.start):x.end - span.start]
+                    pending += 1
             yield Chunk(chunk_id=f"{doc.chunk_prefix()}{n}", doc_id=doc_id, n=n,
                         start=span.start, end=span.end, page=page, text=text)
         if _sha256(path) != digest:
             raise ReadError("file changed while being read; run ingest again")
 
-    return _Prepared(doc, chunks(), old)
+    return _Prepared(doc, chunks(), old, details)
 
 
 def _chunks_so_far(progress: Progress, done: int, total: int, source: str, chunks: int) -> None:
@@ -479,7 +499,10 @@ class _Writer:
         except Exception:
             self._discard(doc_id)
             raise
-        self.whole.append(replace(prepared, doc=replace(prepared.doc, chunks=count)))
+        title, author, date, sections = prepared.details()
+        doc = replace(prepared.doc, chunks=count, title=title or prepared.doc.title, author=author, date=date)
+        self.whole.append(replace(prepared, doc=doc, sections=[
+            CatalogSection(doc_id, x.start, x.end, x.kind, x.level, text[:300]) for x, text in sections]))
         if len(self.batch) >= EMBED_BATCH or not self.batch:
             self.flush()
 
@@ -499,7 +522,7 @@ class _Writer:
                                            f"{type(exc).__name__}: {exc}") from exc
         for p in self.whole:
             old_ids = index.catalog.chunk_ids(p.old.doc_id) if p.old else set()
-            index.catalog.commit_document(p.doc)
+            index.catalog.commit_document(p.doc, p.sections)
             new_prefix = p.doc.chunk_prefix()
             stale = [i for i in old_ids if not i.startswith(new_prefix)]
             if stale:

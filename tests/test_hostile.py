@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.answer import PromptBudget, build_messages, fit_passages
+from assistant.prompt import PromptBudget, build_messages, fit_passages
 from assistant.retrieval import Hit
 from index.catalog import Chunk
 from index.embedder import HashEmbedder

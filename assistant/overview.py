@@ -1,0 +1,132 @@
+"""Questions about a document rather than its content: summarize it, who wrote it, when, its title.
+
+``intent`` tells such a question apart ("Summarize the article.", "Who wrote this?", "When
+was it published?", "What is the title?"); content questions ("Who wrote Hamlet?") are
+not taken. Title, author and date come from what the reader found at ingest (HTML meta
+and bylines, PDF metadata, DOCX properties, a byline line in text), cited where they are
+in the document's text. A summary is extractive: the document's most central sentences,
+not repeating each other, in document order, each cited.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from assistant.evidence import is_heading, looks_like_code
+from index.sentences import sentence_spans
+from index.terms import terms
+
+SUMMARY, TITLE, AUTHOR, DATE = "summary", "title", "author", "date"
+SUMMARY_SENTENCES = 5  # at most; fewer for a short document (one per SENTENCES_PER_PICK)
+SENTENCES_PER_PICK = 4
+REDUNDANCY = 0.5  # a sentence sharing more than this share of its words with a chosen one is skipped
+LEAD_BONUS = 0.15  # the first sentences of a document often say what it is about (news, abstracts)
+
+_DOC = (r"(?:document|article|text|story|page|file|paper|report|post|piece|book|essay|chapter|"
+        r"manual|guide|letter|memo|note|notes|email|pdf|it|this|that)")
+_INTENTS = [
+    (re.compile(rf"\b(summari[sz]e|summary|sum (?:it |this |that )?up|tl;?dr|gist|overview|recap)\b|"
+                rf"\b(main|key) (points?|ideas?|takeaways?|facts?|messages?|arguments?)\b|"
+                rf"\bwhat(?:'s| is| was)? (?:this|that|it|the {_DOC})(?: (?:all|mainly|mostly))? about\b", re.I),
+     SUMMARY),
+    (re.compile(rf"\bwho (?:wrote|authored|penned|published|is the author of|was the author of|is behind) "
+                rf"(?:this|that|it|the {_DOC})\b|^\W*who (?:wrote|authored) (?:this|it)\W*$|"
+                rf"\bwho is the (?:author|writer)\b(?! of (?!(?:this|that|it|the {_DOC})\b))|"
+                rf"\b(?:author|byline|writer) of (?:this|that|it|the {_DOC})\b|^\W*(?:the )?author\W*$", re.I),
+     AUTHOR),
+    (re.compile(rf"\bwhen (?:was|is) (?:this|that|it|the {_DOC}) (?:published|written|posted|released|"
+                rf"dated|from|created)\b|\b(?:publication|release) date\b|"
+                rf"\bwhat (?:is the )?date (?:of|on) (?:this|that|it|the {_DOC})\b|"
+                rf"\bwhen (?:was|is) (?:this|that|it) from\b", re.I),
+     DATE),
+    (re.compile(rf"\bwhat(?:'s| is| was) (?:the )?(?:title|headline|name) of (?:this|that|it|the {_DOC})\b|"
+                rf"\bwhat(?:'s| is| was) (?:this|that|it|the {_DOC}) (?:called|titled|named)\b|"
+                rf"^\W*what(?:'s| is| was) the (?:title|headline)\W*$", re.I),
+     TITLE),
+]
+_INTENT_WORDS = set(terms(
+    "summarize summarise summary sum up tl dr gist overview recap main key points ideas takeaways facts "
+    "messages arguments about document article text story page file paper report post piece book essay "
+    "chapter manual guide letter memo note notes email pdf give me please short brief who wrote author "
+    "authored writer byline published publication date title headline called named release written"))
+
+
+def intent(question: str) -> str | None:
+    """``summary``, ``title``, ``author`` or ``date`` when the question is about a document
+    as a whole; None for a question about its content."""
+    return next((kind for pattern, kind in _INTENTS if pattern.search(question)), None)
+
+
+def topic_words(question: str) -> list[str]:
+    """The words of a document-level question that say which document ("... about WeChat")."""
+    return [t for t in terms(question) if t not in _INTENT_WORDS]
+
+
+@dataclass(frozen=True)
+class Picked:
+    """A sentence of a document: offsets into its extracted text, and its text."""
+
+    start: int
+    end: int
+    text: str
+
+
+def document_sentences(chunks: list) -> list[Picked]:
+    """The sentences of a document, once each, from its chunks (which overlap), in order.
+
+    Headings, titles, code lines and table rows are left out: a summary is made of statements.
+    """
+    out: list[Picked] = []
+    last_end = -1
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        for s, e in sentence_spans(chunk.text):
+            start, end = chunk.start + s, chunk.start + e
+            if start < last_end:
+                continue
+            text = chunk.text[s:e]
+            if is_heading(text) or looks_like_code(text) or " | " in text or len(text.split()) < 5:
+                continue
+            out.append(Picked(start, end, text))
+            last_end = end
+    return out
+
+
+def summarize(sentences: list[Picked], limit: int = SUMMARY_SENTENCES) -> list[Picked]:
+    """The most central sentences, none repeating another, in document order.
+
+    Centrality: cosine similarity of a sentence's words to the whole document's
+    (TF-IDF over the document's own sentences), plus ``LEAD_BONUS`` for the first two
+    sentences. Non-redundant: a sentence sharing more than ``REDUNDANCY`` of its words
+    with one already chosen is skipped (maximal marginal relevance, greedily).
+    """
+    if not sentences:
+        return []
+    bags = [Counter(terms(s.text)) for s in sentences]
+    df = Counter(t for bag in bags for t in bag)
+    n = len(sentences)
+    idf = {t: math.log(1 + n / c) for t, c in df.items()}
+    centroid: Counter = Counter()
+    for bag in bags:
+        for t, c in bag.items():
+            centroid[t] += c * idf[t]
+
+    def cosine(bag: Counter) -> float:
+        dot = sum(c * idf[t] * centroid[t] for t, c in bag.items())
+        norm = math.sqrt(sum((c * idf[t]) ** 2 for t, c in bag.items()))
+        return dot / norm if norm else 0.0
+
+    top = math.sqrt(sum(v * v for v in centroid.values())) or 1.0
+    scores = [cosine(bag) / top + (LEAD_BONUS if i < 2 else 0.0) for i, bag in enumerate(bags)]
+    wanted = max(1, min(limit, math.ceil(n / SENTENCES_PER_PICK)))
+    chosen: list[int] = []
+    for i in sorted(range(n), key=lambda i: -scores[i]):
+        words = set(bags[i])
+        if not words or any(len(words & set(bags[j])) / len(words) > REDUNDANCY for j in chosen):
+            continue
+        chosen.append(i)
+        if len(chosen) == wanted:
+            break
+    return [sentences[i] for i in sorted(chosen)]

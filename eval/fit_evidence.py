@@ -1,0 +1,204 @@
+"""Refit the evidence weights (assistant/evidence.py) on the SQuAD v1.1 dev articles.
+
+Only dev articles are read (the split of ``assistant.evalsets``: titles sorted, even
+positions); questions sampled into the evaluation file are left out, so the dev figures
+``assistant eval --split dev`` reports are not fitted on. Nothing here reads a test article.
+
+    d=$(scripts/bigbench-data)
+    .venv/bin/python -m assistant.evalsets squad "$d" /tmp/eval/squad
+    .venv/bin/python eval/fit_evidence.py "$d" /tmp/eval/squad --index /tmp/fit-index
+
+Prints the three weight tables to paste into assistant/evidence.py, and how often the
+best sentence holds the answer with them (on the fitting questions, and on a held-apart
+fifth of them).
+
+Steps: index the converted documents; for each dev question not in the eval file,
+retrieve ``CANDIDATE_PASSAGES`` passages and describe every candidate sentence
+(``assistant.evidence.gather``); a sentence is right when it covers a gold answer's
+offsets. Then logistic regressions (Newton's method, L2 1.0): PRESCORE (no dense
+feature), RANK (all features, on the sentences production embeds), ANSWER (the best
+sentence of answerable questions against unanswerable ones made from the same questions
+by hiding their article, or the passages holding their answer, from retrieval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import string
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant import Assistant, Settings, evidence as ev  # noqa: E402
+from assistant.api import CANDIDATE_PASSAGES  # noqa: E402
+from assistant.evalsets import SQUAD_FILE, _article_halves, find_input  # noqa: E402
+
+RANK = ["coverage", "context_coverage", "bigrams", "dense", "kind", "kind_near", "rank", "coverage_gap",
+        "dense_gap"]
+PRESCORE = ["coverage", "context_coverage", "bigrams", "kind", "kind_near", "rank", "coverage_gap"]
+ANSWER = ["coverage", "context_coverage", "dense", "bigrams", "kind", "names_near"]
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 40) -> np.ndarray:
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-xb @ w))
+        grad = xb.T @ (p - y) + l2 * np.r_[0, w[1:]]
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + l2 * np.eye(len(w))
+        hess[0, 0] -= l2
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def table(names: list[str], w: np.ndarray) -> dict:
+    return {"bias": round(float(w[0]), 2), **{n: round(float(v), 2) for n, v in zip(names, w[1:])}}
+
+
+def _norm(s: str) -> str:
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
+
+
+def pool_questions(data: dict, docs: Path, exclude: set[str], n: int) -> list[dict]:
+    """Dev-article questions whose paragraph is in the written document, with gold offsets."""
+    articles = data["data"]
+    out = []
+    for i in _article_halves(articles)["dev"]:
+        article = articles[i]
+        path = docs / (re.sub(r"[/\\\x00]", "_", article["title"]) + ".txt")
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        for para in article["paragraphs"]:
+            offset = text.find(para["context"])
+            if offset < 0:
+                continue
+            for qa in para["qas"]:
+                answers = [a for a in qa["answers"] if a["text"].strip()]
+                spans = [(offset + a["answer_start"], offset + a["answer_start"] + len(a["text"]))
+                         for a in answers
+                         if text[offset + a["answer_start"]:offset + a["answer_start"] + len(a["text"])] == a["text"]]
+                if qa["id"] not in exclude and spans:
+                    out.append({"q": qa["question"], "source": path.name, "spans": spans,
+                                "answers": [a["text"] for a in answers]})
+    random.Random(5).shuffle(out)
+    return out[:n]
+
+
+def describe(bot: Assistant, docs_by_id: dict, q: str, hits: list, dense: bool) -> list[dict]:
+    passages = bot.passages(hits, docs_by_id)
+    _, rows = ev.gather(q, passages, bot.idf, bot.similarity(q) if dense else None)
+    for r in rows:
+        chunk = hits[r["hit"]].chunk
+        r["abs"] = (docs_by_id[chunk.doc_id].source, chunk.start + r["start"], chunk.start + r["end"])
+    return rows
+
+
+def labelled(rows: list[dict], question: dict) -> list[tuple[dict, bool]]:
+    return [(r, r["abs"][0] == question["source"] and any(r["abs"][1] <= s and e <= r["abs"][2]
+                                                           for s, e in question["spans"])) for r in rows]
+
+
+def matrix(rows: list[dict], names: list[str]) -> np.ndarray:
+    return np.array([[r["features"].get(n, 0.0) for n in names] for r in rows])
+
+
+def write(tables: dict) -> None:
+    """Replace the weight tables in assistant/evidence.py (each a one-statement dict literal)."""
+    path = ROOT / "assistant" / "evidence.py"
+    source = path.read_text(encoding="utf-8")
+    for name, weights in tables.items():
+        items = [f'"{k}": {v}' for k, v in weights.items()]
+        lines, line = [], f"{name} = {{"
+        for item in items:
+            if len(line) + len(item) + 2 > 110:
+                lines.append(line.rstrip())
+                line = " " * (len(name) + 4)
+            line += item + ", "
+        lines.append(line.rstrip(", ") + "}")
+        source = re.sub(rf"^{name} = {{.*?}}\n", "\n".join(lines) + "\n", source, count=1, flags=re.S | re.M)
+    path.write_text(source, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="the folder scripts/bigbench-data prints")
+    parser.add_argument("squad", type=Path, help="the folder `python -m assistant.evalsets squad` wrote")
+    parser.add_argument("--index", type=Path, required=True, help="an index folder for the documents")
+    parser.add_argument("--pool", type=int, default=1500, help="dev questions to fit on")
+    parser.add_argument("--write", action="store_true", help="write the weights into assistant/evidence.py")
+    args = parser.parse_args(argv)
+
+    data = json.loads(find_input(Path(args.data), SQUAD_FILE).read_text(encoding="utf-8"))
+    exclude = {json.loads(line)["id"] for line in (args.squad / "squad.jsonl").read_text().splitlines()}
+    bot = Assistant(Settings.from_env(index_dir=args.index, backend="none"))
+    bot.ingest([args.squad / "docs"])
+    docs_by_id = {d.doc_id: d for d in bot.documents()}
+    by_source = {d.source: d.doc_id for d in docs_by_id.values()}
+    pool = pool_questions(data, args.squad / "docs", exclude, args.pool)
+    print(f"{len(pool)} dev questions", file=sys.stderr)
+
+    # 1. PRESCORE: every candidate, no dense feature
+    retrieved = [bot.retriever.search(q["q"], CANDIDATE_PASSAGES) for q in pool]
+    pairs = [p for q, hits in zip(pool, retrieved) for p in labelled(describe(bot, docs_by_id, q["q"], hits, False), q)]
+    pre = fit(matrix([r for r, _ in pairs], PRESCORE), np.array([y for _, y in pairs], float))
+    ev.PRESCORE_WEIGHTS = table(PRESCORE, pre)
+
+    # 2. RANK: the sentences production embeds (the best DENSE_CANDIDATES by PRESCORE)
+    per_question = [labelled(describe(bot, docs_by_id, q["q"], hits, True), q) for q, hits in zip(pool, retrieved)]
+    folds = [per_question[i::5] for i in range(5)]
+    train = [p for f in folds[1:] for rows in f for p in rows]
+    held = folds[0]
+    w_held = fit(matrix([r for r, _ in train], RANK), np.array([y for _, y in train], float))
+    allrows = [p for rows in per_question for p in rows]
+    rank = fit(matrix([r for r, _ in allrows], RANK), np.array([y for _, y in allrows], float))
+    ev.RANK_WEIGHTS = table(RANK, rank)
+
+    def best(rows, w):
+        scores = w[0] + matrix([r for r, _ in rows], RANK) @ w[1:]
+        return rows[int(np.argmax(scores))]
+
+    found = [rows for rows in per_question if any(y for _, y in rows)]
+    top1 = np.mean([best(rows, rank)[1] for rows in found])
+    held_found = [rows for rows in held if any(y for _, y in rows)]
+    top1_held = np.mean([best(rows, w_held)[1] for rows in held_found])
+
+    # 3. ANSWER: best sentences of answerable questions against hidden-answer versions of them
+    positives = [best(rows, rank)[0] for rows in found]
+    negatives = []
+    for n, q in enumerate(pool[: len(pool) // 2]):
+        own = by_source[q["source"]]
+        if n % 2 == 0:  # the article is not in the index
+            hits = bot.retriever.search(q["q"], CANDIDATE_PASSAGES, [d for d in docs_by_id if d != own])
+        else:  # the paragraph is not: drop passages holding the answer; skip when it is said elsewhere
+            hits = [h for h in bot.retriever.search(q["q"], 2 * CANDIDATE_PASSAGES)
+                    if not (h.chunk.doc_id == own and any(h.chunk.start < e and s < h.chunk.end
+                                                          for s, e in q["spans"]))][:CANDIDATE_PASSAGES]
+            if any(_norm(a) in _norm(h.chunk.text) for a in q["answers"] for h in hits if h.chunk.doc_id == own):
+                continue
+        rows = describe(bot, docs_by_id, q["q"], hits, True)
+        if rows:
+            negatives.append(max(rows, key=lambda r: ev._logistic(ev.RANK_WEIGHTS, r["features"])))
+    answer = fit(matrix(positives + negatives, ANSWER),
+                 np.array([1.0] * len(positives) + [0.0] * len(negatives)))
+    tables = {"PRESCORE_WEIGHTS": table(PRESCORE, pre), "RANK_WEIGHTS": table(RANK, rank),
+              "ANSWER_WEIGHTS": table(ANSWER, answer)}
+    print(json.dumps(tables, indent=1))
+    if args.write:
+        write(tables)
+    print(f"best sentence holds the answer, when a candidate does: {top1:.3f} "
+          f"({len(found)} questions); held-apart fifth: {top1_held:.3f}; "
+          f"answerable {len(positives)} vs unanswerable {len(negatives)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
