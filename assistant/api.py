@@ -29,6 +29,10 @@ MAX_QUESTION_CHARS = 2000
 # the best ranked, with the one holding the best sentence swapped in when it ranked lower
 # (SQuAD dev: the answer's passage among the shown 0.908 → 0.938 when read from 8).
 CANDIDATE_PASSAGES = 8
+# In a conversation, this many passages of the document it is about are read first
+# (CoQA dev follow-ups: the rationale among the 4 shown passages 0.713 → see docs/evaluation.md).
+CONVERSATION_PASSAGES = 4
+CONVERSATION_WORDS = 120
 SUMMARY_PROMPT = ("Summarize the numbered sources in three to five sentences. After each sentence, cite "
                   "its source number in square brackets, like [1]. Use only what the sources say.")
 WHICH_DOCUMENT = ("Several documents are indexed; say which one (for example \"Summarize {example}\", "
@@ -151,7 +155,7 @@ class Assistant:
         if about is not None:
             yield from self._about_document(about, query, doc_ids, docs_by_id, mode, final)
             return
-        candidates = self.retriever.search(query, max(k, CANDIDATE_PASSAGES), doc_ids)
+        candidates = self._candidates(query, max(k, CANDIDATE_PASSAGES), doc_ids, history)
         ev = self._evidence(query, candidates, docs_by_id)
         order = choose_passages(len(candidates), k, ev)
         hits, ev = [candidates[i] for i in order], ev.only(order)
@@ -178,6 +182,32 @@ class Assistant:
         titles = [docs_by_id[h.chunk.doc_id].title or "" for h in hits]
         text, abstained, quoted, marks = finalize(query, raw, ev, texts, titles)
         yield final(text, abstained, hits, marks, "extractive" if quoted else "generate", asked_llm=True)
+
+    def _candidates(self, query: str, n: int, doc_ids: list[str] | None,
+                    history: list[dict] | None) -> list[Hit]:
+        """The passages to read for a question. In a conversation, the passages of the document
+        the conversation is about come first (``CONVERSATION_PASSAGES`` of them), then the best of
+        all: a follow-up is most often about what was just discussed."""
+        hits = self.retriever.search(query, n, doc_ids)
+        topic = self._conversation_document(history, doc_ids) if history else None
+        if topic is None:
+            return hits
+        inside = self.retriever.search(query, CONVERSATION_PASSAGES, [topic])
+        ids = {h.chunk.chunk_id for h in inside}
+        return (inside + [h for h in hits if h.chunk.chunk_id not in ids])[:n]
+
+    def _conversation_document(self, history: list[dict], doc_ids: list[str] | None) -> str | None:
+        """The document the conversation so far is about: the best match for its recent
+        messages, questions and answers together (at most ``CONVERSATION_WORDS`` words)."""
+        words = []
+        for m in reversed(history[-followup.HISTORY_TURNS:]):
+            words = followup.plain(m.get("content", "")).split() + words
+            if len(words) >= CONVERSATION_WORDS:
+                break
+        if not words:
+            return None
+        hits = self.retriever.search(" ".join(words[-CONVERSATION_WORDS:]), 1, doc_ids)
+        return hits[0].chunk.doc_id if hits else None
 
     def summarize(self, doc: str, mode: str | None = None) -> Answer:
         """A summary of one indexed document (its source as listed, or its path), each sentence cited."""

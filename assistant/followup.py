@@ -79,10 +79,11 @@ def _phrases(text: str) -> list[str]:
 def _turns(history: list[dict]) -> list[tuple[str, str]]:
     """(role, text) of the recent messages, most recent first."""
     recent = [m for m in history if m.get("content")][-HISTORY_TURNS:]
-    return [(m.get("role", ""), _plain(m["content"])) for m in reversed(recent)]
+    return [(m.get("role", ""), plain(m["content"])) for m in reversed(recent)]
 
 
-def _plain(content) -> str:
+def plain(content) -> str:
+    """A message's text without citation markers or the "understood as" line the chat adds."""
     text = content if isinstance(content, str) else str(content)
     text = re.sub(r"\[\d+\]", " ", text)  # citation markers
     text = text.split("\n\n(understood as:")[0]
