@@ -30,7 +30,7 @@ _DOC = (r"(?:document|article|text|story|page|file|paper|report|post|piece|book|
 _INTENTS = [
     (re.compile(rf"\b(summari[sz]e|summary|sum (?:it |this |that )?up|tl;?dr|gist|overview|recap)\b|"
                 rf"\b(main|key) (points?|ideas?|takeaways?|facts?|messages?|arguments?)\b|"
-                rf"\bwhat(?:'s| is| was)? (?:this|that|it|the {_DOC})(?: (?:all|mainly|mostly))? about\b", re.I),
+                rf"\bwhat(?:'s| is| was)? (?:(?:this|that) {_DOC}|this|that|it|the {_DOC})(?: (?:all|mainly|mostly))? about\b", re.I),
      SUMMARY),
     (re.compile(rf"\bwho (?:wrote|authored|penned|published|is the author of|was the author of|is behind) "
                 rf"(?:this|that|it|the {_DOC})\b|^\W*who (?:wrote|authored) (?:this|it)\W*$|"

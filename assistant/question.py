@@ -106,7 +106,9 @@ def acronyms_in(text: str) -> set[str]:
     """Acronyms of the capitalised word runs of ``text`` (at least two capitalised words)."""
     out = set()
     for run in re.findall(r"(?:[A-Z][\w’'-]*(?:\s+(?:of|the|and|for|de|du|la|von|van)\s+|\s+))+[A-Z][\w’'-]*", text):
-        initials = acronym(run.split())
-        if len(initials) >= 2:
-            out.add(initials)
+        words = run.split()
+        for first in range(len(words) - 1):  # "The Ministry of State Security" → TMSS, MSS, SS
+            initials = acronym(words[first:])
+            if len(initials) >= 2:
+                out.add(initials)
     return out

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from index.sentences import sentence_spans
 
 ENCODING = "cl100k_base"
-CHUNKER_VERSION = 2  # 2: sentences from index.sentences (a real segmenter)
+CHUNKER_VERSION = 3  # 2: sentences from index.sentences (a real segmenter); 3: long wrapped lines joined
 
 _WORD = re.compile(r"\S+\s*")
 _MAX_WORD_CHARS = 64

@@ -2,7 +2,7 @@
 
 Lines come first: a line break ends a sentence (a heading, a list item, a table row,
 a line of code), except a soft wrap inside a paragraph (the next line goes on in lower
-case, as in hard-wrapped plain text). Inside a line, sentences are cut by sentencex
+case, or a long line breaks mid-sentence, as in a PDF's text layer or hard-wrapped text). Inside a line, sentences are cut by sentencex
 (Wikimedia's segmenter: maintained, about 300 languages, compiled, so it adds almost
 nothing to an ingest). Where it ends a sentence right after a short capitalised
 abbreviation ("Ms.", "Dr.", "Gen."), pysbd's English rules decide whether the next
@@ -18,6 +18,10 @@ from __future__ import annotations
 import functools
 import re
 
+# A line this long that does not end a sentence is taken as wrapped (PDF text layers, plain text).
+WRAPPED_LINE_CHARS = 50
+_BULLETS = "-*•·●▪◦–—>|#$"
+_NUMBERED = re.compile(r"\d+(\.\d+)*[.)]\s")
 # A sentence may end here: terminal punctuation (and closing quotes/brackets) then a space.
 _MAY_END = re.compile(r"""[.!?…。！？]+["'”’)\]]*\s""")
 # The last word of a sentence looks like a title or abbreviation that precedes a name.
@@ -72,15 +76,20 @@ def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _soft_wrap(text: str, line_start: int, nl: int, end: int) -> bool:
-    """True when the line break at ``nl`` only wraps a sentence onto the next line."""
+    """True when the line break at ``nl`` only wraps a sentence onto the next line.
+
+    The line before must not end a sentence (. ! ? : ;), and either the next line goes on
+    in lower case, or the line before is long (a page's text layer wraps every line,
+    HTML headings and list items are short) and the next line is not a list item.
+    """
     before = text[line_start:nl].rstrip()
     after = nl + 1
-    return (
-        bool(before)
-        and after < end
-        and text[after].islower()
-        and before[-1] not in ".!?:;"
-    )
+    if not before or after >= end or before[-1] in ".!?:;" or text[after].isspace():
+        return False
+    nxt = text[after]
+    if nxt.islower():
+        return True
+    return len(before) >= WRAPPED_LINE_CHARS and nxt not in _BULLETS and not _NUMBERED.match(text, after)
 
 
 def _line_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:

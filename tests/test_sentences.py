@@ -62,3 +62,11 @@ def test_spans_are_ordered_trimmed_and_cover_every_character(text):
         covered.update(range(s, e))
         last = e
     assert all(text[i].isspace() for i in range(len(text)) if i not in covered)
+
+
+def test_a_page_text_layer_wraps_long_lines_mid_sentence():
+    text = ("For programs in the devscripts package, such as bts(1) and dch(1), export environment variables\n"
+            "”$DEBFULLNAME” and ”$DEBEMAIL”. Then run it.\n- a list item\n- another item")
+    assert sentences(text) == [
+        "For programs in the devscripts package, such as bts(1) and dch(1), export environment variables\n"
+        "”$DEBFULLNAME” and ”$DEBEMAIL”.", "Then run it.", "- a list item", "- another item"]
