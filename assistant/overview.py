@@ -20,9 +20,10 @@ from index.sentences import sentence_spans
 from index.terms import terms
 
 SUMMARY, TITLE, AUTHOR, DATE = "summary", "title", "author", "date"
-SUMMARY_SENTENCES = 5  # at most; fewer for a short document (one per SENTENCES_PER_PICK)
-SENTENCES_PER_PICK = 4
-REDUNDANCY = 0.5  # a sentence sharing more than this share of its words with a chosen one is skipped
+SUMMARY_SENTENCES = 6  # at most; fewer for a short document (one per SENTENCES_PER_PICK)
+SENTENCES_PER_PICK = 3
+REDUNDANCY = 0.7  # weight of a sentence's similarity to the chosen ones against its centrality
+SAME_PARAGRAPH = 0.2  # a paragraph already drawn from counts against its other sentences: cover the document
 LEAD_BONUS = 0.15  # the first sentences of a document often say what it is about (news, abstracts)
 
 _DOC = (r"(?:document|article|text|story|page|file|paper|report|post|piece|book|essay|chapter|"
@@ -72,6 +73,7 @@ class Picked:
     start: int
     end: int
     text: str
+    paragraph: int = 0
 
 
 def document_sentences(chunks: list) -> list[Picked]:
@@ -80,27 +82,34 @@ def document_sentences(chunks: list) -> list[Picked]:
     Headings, titles, code lines and table rows are left out: a summary is made of statements.
     """
     out: list[Picked] = []
-    last_end = -1
+    last_end, paragraph = -1, 0
     for chunk in sorted(chunks, key=lambda c: c.start):
+        previous = None
         for s, e in sentence_spans(chunk.text):
             start, end = chunk.start + s, chunk.start + e
+            if previous is not None and "\n\n" in chunk.text[previous:s] and start >= last_end:
+                paragraph += 1
+            previous = e
             if start < last_end:
                 continue
             text = chunk.text[s:e]
             if is_heading(text) or looks_like_code(text) or " | " in text or len(text.split()) < 5:
                 continue
-            out.append(Picked(start, end, text))
+            out.append(Picked(start, end, text, paragraph))
             last_end = end
     return out
 
 
 def summarize(sentences: list[Picked], limit: int = SUMMARY_SENTENCES) -> list[Picked]:
-    """The most central sentences, none repeating another, in document order.
+    """The most central sentences that do not repeat each other, in document order.
 
-    Centrality: cosine similarity of a sentence's words to the whole document's
-    (TF-IDF over the document's own sentences), plus ``LEAD_BONUS`` for the first two
-    sentences. Non-redundant: a sentence sharing more than ``REDUNDANCY`` of its words
-    with one already chosen is skipped (maximal marginal relevance, greedily).
+    Centrality: cosine similarity of a sentence's TF-IDF vector (over the document's own
+    sentences) to the whole document's, plus ``LEAD_BONUS`` for the first two sentences.
+    Chosen greedily by maximal marginal relevance: each next sentence maximises
+    centrality minus ``REDUNDANCY`` times its similarity to the closest one already chosen,
+    and less ``SAME_PARAGRAPH`` when its paragraph already gave one (except the lead
+    paragraph, which in news and abstracts is a summary itself), so a summary covers
+    several points instead of one point several times.
     """
     if not sentences:
         return []
@@ -108,25 +117,26 @@ def summarize(sentences: list[Picked], limit: int = SUMMARY_SENTENCES) -> list[P
     df = Counter(t for bag in bags for t in bag)
     n = len(sentences)
     idf = {t: math.log(1 + n / c) for t, c in df.items()}
-    centroid: Counter = Counter()
-    for bag in bags:
-        for t, c in bag.items():
-            centroid[t] += c * idf[t]
-
-    def cosine(bag: Counter) -> float:
-        dot = sum(c * idf[t] * centroid[t] for t, c in bag.items())
-        norm = math.sqrt(sum((c * idf[t]) ** 2 for t, c in bag.items()))
-        return dot / norm if norm else 0.0
-
-    top = math.sqrt(sum(v * v for v in centroid.values())) or 1.0
-    scores = [cosine(bag) / top + (LEAD_BONUS if i < 2 else 0.0) for i, bag in enumerate(bags)]
+    vectors = [_unit({t: c * idf[t] for t, c in bag.items()}) for bag in bags]
+    centroid = _unit(dict(sum((Counter(v) for v in vectors), Counter())))
+    scores = [_dot(v, centroid) + (LEAD_BONUS if i < 2 else 0.0) for i, v in enumerate(vectors)]
     wanted = max(1, min(limit, math.ceil(n / SENTENCES_PER_PICK)))
     chosen: list[int] = []
-    for i in sorted(range(n), key=lambda i: -scores[i]):
-        words = set(bags[i])
-        if not words or any(len(words & set(bags[j])) / len(words) > REDUNDANCY for j in chosen):
-            continue
-        chosen.append(i)
-        if len(chosen) == wanted:
+    while len(chosen) < wanted:
+        left = [i for i in range(n) if i not in chosen and vectors[i]]
+        if not left:
             break
+        used = {sentences[j].paragraph for j in chosen}
+        chosen.append(max(left, key=lambda i: scores[i] - REDUNDANCY * max(
+            (_dot(vectors[i], vectors[j]) for j in chosen), default=0.0)
+            - (SAME_PARAGRAPH if sentences[i].paragraph in used - {sentences[0].paragraph} else 0.0)))
     return [sentences[i] for i in sorted(chosen)]
+
+
+def _unit(vector: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in vector.values()))
+    return {t: v / norm for t, v in vector.items()} if norm else {}
+
+
+def _dot(a: dict[str, float], b: dict[str, float]) -> float:
+    return sum(v * b.get(t, 0.0) for t, v in a.items())
