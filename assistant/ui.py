@@ -340,6 +340,8 @@ def build_ui(app: App):
                 whole_folder = gr.Checkbox(False, label="everything under this folder",
                                            elem_id="remove-folder")
                 remove_btn = gr.Button("Remove from index", elem_id="remove")
+                summarize_btn = gr.Button("Summarize", elem_id="summarize")
+            summary = gr.HTML("", elem_id="summary")
         timer = gr.Timer(1.0)
 
         def respond(message, history, k_, mode_, backend_, docs_):
@@ -383,6 +385,17 @@ def build_ui(app: App):
                    api_name="documents")
         remove_btn.click(app.remove, [to_remove, whole_folder], status, api_name="remove").then(
             refresh, None, listing, api_visibility="undocumented")
+
+        def on_summarize(source):
+            """A cited summary of the chosen document, shown like an answer's sources."""
+            if not source:
+                return "<p>Choose a document to summarize.</p>"
+            try:
+                return render_sources(app.bot.summarize(source))
+            except (ValueError, IndexProblem, StoreUnavailable) as exc:
+                return f"<p>{html.escape(str(exc))}</p>"
+
+        summarize_btn.click(on_summarize, to_remove, summary, api_name="summarize")
 
         def ask(question: str, k: int = settings.k, mode: str = settings.mode,
                 docs: list[str] | None = None) -> dict:
