@@ -62,6 +62,9 @@ def _names(text: str) -> list[str]:
             continue
         if len(words) == 1 and words[0].lower() in _COMMON_STARTS:
             continue
+        at_start = m.start() == 0 or text[:m.start()].rstrip()[-1:] in ".?!:\"“"
+        if len(words) == 1 and at_start and not re.search(rf"[\w,;] {re.escape(words[0])}\b", text):
+            continue  # "Tell me about ...": capitalised because it starts a sentence
         out.append(" ".join(words))
     return out
 

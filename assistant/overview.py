@@ -10,6 +10,7 @@ not repeating each other, in document order, each cited.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -48,11 +49,11 @@ _INTENTS = [
                 rf"^\W*what(?:'s| is| was) the (?:title|headline)\W*$", re.I),
      TITLE),
 ]
-_INTENT_WORDS = set(terms(
+_INTENT_TEXT = (
     "summarize summarise summary sum up tl dr gist overview recap main key points ideas takeaways facts "
     "messages arguments about document article text story page file paper report post piece book essay "
     "chapter manual guide letter memo note notes email pdf give me please short brief who wrote author "
-    "authored writer byline published publication date title headline called named release written"))
+    "authored writer byline published publication date title headline called named release written")
 
 
 def intent(question: str) -> str | None:
@@ -63,7 +64,12 @@ def intent(question: str) -> str | None:
 
 def topic_words(question: str) -> list[str]:
     """The words of a document-level question that say which document ("... about WeChat")."""
-    return [t for t in terms(question) if t not in _INTENT_WORDS]
+    return [t for t in terms(question) if t not in _intent_words()]
+
+
+@functools.lru_cache(maxsize=1)
+def _intent_words() -> frozenset[str]:
+    return frozenset(terms(_INTENT_TEXT))
 
 
 @dataclass(frozen=True)

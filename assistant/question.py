@@ -41,9 +41,8 @@ _KINDS: list[tuple[re.Pattern, str]] = [
                 r"programme|platform|network|channel)\b|\bwhich \w+", re.I), NAME),
 ]
 # Words of a question that say what kind of answer is wanted, not what it is about.
-QUESTION_NOISE = frozenset(terms(
-    "document documents article text say says said mention mentions tell know name named called "
-    "according passage"))
+QUESTION_NOISE_WORDS = ("document documents article text say says said mention mentions tell know name named "
+                        "called according passage")
 _WORD = re.compile(r"[\w'’-]+")
 
 
@@ -70,10 +69,16 @@ class Question:
 def analyse(question: str) -> Question:
     """Analyse a question (cached: the same question is analysed once)."""
     seen: dict[str, None] = {}
+    noise = _noise()
     for t in terms(question):
-        if t not in QUESTION_NOISE:
+        if t not in noise:
             seen.setdefault(t, None)
     return Question(question, answer_kind(question), tuple(seen), tuple(salient_words(question)))
+
+
+@functools.lru_cache(maxsize=1)
+def _noise() -> frozenset[str]:
+    return frozenset(terms(QUESTION_NOISE_WORDS))
 
 
 def answer_kind(question: str) -> str | None:

@@ -7,8 +7,8 @@ as one version.
 
 Fused score of a chunk = DENSE_WEIGHT / (60 + dense rank) + BM25_WEIGHT / (60 + BM25
 rank), ranks from 1 among each side's top ``CANDIDATES``; a chunk missing from one
-ranking gets nothing from it. Higher is better; with the weights 1 and 3 the maximum
-is 4/61 ~= 0.0656 (first in both).
+ranking gets nothing from it. Higher is better; with both weights 1 the maximum
+is 2/61 ~= 0.0328 (first in both).
 
 The keyword side is SQLite FTS5 inside the catalog (``index.catalog``), kept on disk
 and changed in the same transaction as the chunks, over the terms ``index.terms``
@@ -29,7 +29,7 @@ __all__ = ["BM25_WEIGHT", "CANDIDATES", "DENSE_WEIGHT", "RRF_K", "STOPWORDS", "H
 RRF_K = 60
 CANDIDATES = 10
 DENSE_WEIGHT = 1.0
-BM25_WEIGHT = 3.0  # tuned on the Debian Reference dev split (README, "Evaluation")
+BM25_WEIGHT = 1.0  # both sides count equally: tuned on SQuAD dev + Debian Reference dev (docs/evaluation.md)
 
 
 @dataclass(frozen=True)

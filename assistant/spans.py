@@ -85,6 +85,17 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
     return out
 
 
+NUMBER_NEAR_WORDS = 4  # a number further than this from every question word does not answer "how many"
+
+
+def _words_between(sentence: str, span: tuple[int, int], anchors: list[int]) -> int:
+    """Words between a span and the nearest question word (a large number when there is none)."""
+    if not anchors:
+        return 1 << 30
+    gaps = [sentence[span[1]:a] if a >= span[1] else sentence[a:span[0]] for a in anchors]
+    return min(len(g.split()) for g in gaps)
+
+
 def best_span(question: Question, sentence: str) -> tuple[int, int] | None:
     """The span of ``sentence`` the question most likely asks for, or None.
 
@@ -109,6 +120,10 @@ def best_span(question: Question, sentence: str) -> tuple[int, int] | None:
     if not found:
         return None
     anchors = [m.start() for m in re.finditer(r"\w+", sentence) if set(terms(m.group())) & asked]
+    if question.kind == NUMBER:  # a count or measure sits next to what it counts ("41 metres tall")
+        found = [span for span in found if _words_between(sentence, span, anchors) <= NUMBER_NEAR_WORDS]
+        if not found:
+            return None
     if not anchors:
         return found[0]
 
