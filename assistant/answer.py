@@ -37,6 +37,8 @@ LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
 # A written sentence is supported when one sentence of a passage it cites holds every name and
 # number in it and at least this share of its other content words.
 CLAIM_SUPPORT = 0.6
+# ...and that sentence must be one of the evidence's best this many for the question.
+RELEVANT_SENTENCES = 3
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _NOT_FOUND = re.compile(
@@ -239,13 +241,15 @@ def names_and_numbers(text: str) -> list[str]:
     return out
 
 
-def supporting_sentence(claim: str, passage: str, title: str = "") -> tuple[int, int] | None:
+def supporting_sentence(claim: str, passage: str, title: str = "",
+                        allowed: set[tuple[int, int]] | None = None) -> tuple[int, int] | None:
     """The sentence of ``passage`` that supports ``claim``, as (start, end), or None.
 
     Supported means: every name and number of the claim is in that sentence (or the
     document's title), and at least ``CLAIM_SUPPORT`` of the claim's other content words
     are too. Prevents a written answer adding what no passage says ("... a cornerstone of
     China's digital economy for years [2]") while it cites a passage about the same subject.
+    With ``allowed``, only those sentences (start, end) of the passage may support it.
     """
     body = strip_markers(claim)
     wanted = set(terms(body))
@@ -255,6 +259,8 @@ def supporting_sentence(claim: str, passage: str, title: str = "") -> tuple[int,
     title_terms = set(terms(title))
     best, best_share = None, 0.0
     for s, e in sentence_spans(passage):
+        if allowed is not None and (s, e) not in allowed:
+            continue
         have = set(terms(passage[s:e])) | title_terms
         if not named <= have:
             continue
@@ -264,8 +270,13 @@ def supporting_sentence(claim: str, passage: str, title: str = "") -> tuple[int,
     return best
 
 
-def check_claims(text: str, texts: list[str], titles: list[str]) -> tuple[str, Marks, list[str]]:
+def check_claims(text: str, texts: list[str], titles: list[str],
+                 relevant: dict[int, set[tuple[int, int]]] | None = None) -> tuple[str, Marks, list[str]]:
     """Keep the sentences of a written answer that a passage they cite supports.
+
+    With ``relevant`` (passage number → its sentences that answer the question best), only
+    those may support a claim: a true sentence about something else ("sea urchins" for "What
+    animal lives on Rottnest Island?") is not an answer.
 
     Returns:
         (the kept text, the supporting sentences to mark, the removed sentences).
@@ -274,7 +285,9 @@ def check_claims(text: str, texts: list[str], titles: list[str]) -> tuple[str, M
     for s, e in sentence_spans(text):
         claim = text[s:e]
         cited = sorted(n for n in cited_numbers(claim) if 1 <= n <= len(texts))
-        support = [(n, supporting_sentence(claim, texts[n - 1], titles[n - 1])) for n in cited]
+        support = [(n, supporting_sentence(claim, texts[n - 1], titles[n - 1],
+                                           None if relevant is None else relevant.get(n, set())))
+                   for n in cited]
         support = [(n, span) for n, span in support if span is not None]
         if not support:
             removed.append(claim)
@@ -283,6 +296,18 @@ def check_claims(text: str, texts: list[str], titles: list[str]) -> tuple[str, M
             marks.add(n, *span)
         kept.append(claim)
     return " ".join(kept), marks, removed
+
+
+def relevant_sentences(ev: Evidence, texts: list[str]) -> dict[int, set[tuple[int, int]]]:
+    """The sentences a written answer may rest on: the ``RELEVANT_SENTENCES`` best of the
+    evidence, and the sentences they lean on, by passage number."""
+    out: dict[int, set[tuple[int, int]]] = {}
+    for s in ev.sentences[:RELEVANT_SENTENCES]:
+        spans = out.setdefault(s.hit + 1, set())
+        spans.add((s.start, s.end))
+        if s.before is not None:
+            spans.add(s.before)
+    return out
 
 
 def _adds_evidence(question: str, answer: str, ev: Evidence) -> bool:
@@ -316,7 +341,7 @@ def finalize(question: str, raw: str, ev: Evidence, texts: list[str],
     if says_not_found(raw):
         return ABSTAIN_TEXT, True, False, Marks()
     text = add_missing_markers(clean_markers(raw, len(texts)), texts)
-    text, marks, _removed = check_claims(text, texts, titles)
+    text, marks, _removed = check_claims(text, texts, titles, relevant_sentences(ev, texts))
     if not text or not _adds_evidence(question, text, ev) or not _holds_kind(ev.question.kind, text):
         if ev.answerable:
             quoted, marks = quote(ev, texts)

@@ -252,3 +252,13 @@ def test_a_summary_is_central_non_redundant_and_in_order():
     texts = [p.text for p in picked]
     assert not ("quickly" in " ".join(texts) and texts[0].endswith("public."))  # not both near-duplicates
     assert all("weather" not in t and "Lunch" not in t for t in texts)
+
+
+def test_a_true_sentence_about_something_else_is_not_an_answer():
+    passage = ("Rottnest Island is home to the quokka, a small marsupial. Sea urchins eat kelp when "
+               "otters are absent.")
+    quokka = (0, passage.index(".") + 1)
+    kept, _, removed = check_claims("The answer is: sea urchins [1].", [passage], [""], {1: {quokka}})
+    assert kept == "" and removed
+    kept, _, _ = check_claims("The quokka lives on Rottnest Island [1].", [passage], [""], {1: {quokka}})
+    assert kept == "The quokka lives on Rottnest Island [1]."

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from assistant.answer import ANSWER_VERSION
+
 from assistant.ui import App, render_sources, safe_upload_name
 from tests.conftest import ROOT, build_corpus, serve_index, stop_process
 
@@ -66,11 +68,11 @@ def text_of(message) -> str:
 def test_api_returns_the_cli_json(server):
     answer = client(server).predict("When was Hollowmere Lighthouse first lit?", 4, "generate", None,
                                     api_name="/ask")
-    assert answer["version"] == 1 and not answer["abstained"]
+    assert answer["version"] == ANSWER_VERSION and not answer["abstained"]
     assert "1871" in answer["answer"]
     assert {c["source"] for c in answer["citations"] if c["cited"]} == {"lighthouse.txt"}
-    expected = {"version", "question", "rewritten_question", "answer", "abstained", "mode", "backend",
-                "citations"}
+    expected = {"version", "question", "rewritten_question", "answer", "abstained", "kind", "mode",
+                "backend", "citations"}
     assert set(answer) == expected
 
 
