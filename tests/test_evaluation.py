@@ -68,9 +68,14 @@ def test_shipped_evals_hold_the_recorded_figures(name, tmp_path, embedder, bundl
     report = Report(bot.settings.k)
     report.add("assistant", evaluate(bot.ask, load_qa(ROOT / "eval" / f"{name}.jsonl")), True)
     got = report.summaries["assistant"]["all"]
+    one_question = 1 / got["answerable"]
     for metric, recorded in RECORDED[name].items():
+        if metric.startswith("_"):
+            continue
         if metric == "wrong_abstentions":
             assert got[metric] <= recorded, (metric, got[metric], recorded)
+        elif metric in ("hit@1", "mrr"):  # which of two near-tied passages ranks first may differ by CPU
+            assert got[metric] >= recorded - one_question - 1e-9, (metric, got[metric], recorded)
         else:
             assert got[metric] >= recorded, (metric, got[metric], recorded)
 
