@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--own-history", action="store_true",
                    help="conversations: earlier turns carry the assistant's own answers, not the gold ones")
     p.add_argument("--max-turns", type=int, metavar="N", help="conversations: ask at most N turns of each")
+    p.add_argument("--sample", type=int, metavar="N",
+                   help="ask N questions spread evenly over the file (every len/N-th), e.g. for --baseline")
     p.add_argument("--json", action="store_true", help="print the report, with every record, as JSON")
     p.add_argument("--save", metavar="FILE", help="also write the JSON report (every record) to FILE")
     _common(p)
@@ -271,6 +273,8 @@ def cmd_eval(bot, args) -> int:
     items = [x for x in items if args.split == "all" or x.split == args.split]
     if not items:
         raise ValueError(f"no questions in {args.qa} for split {args.split}")
+    if args.sample:
+        items = items[::max(1, -(-len(items) // args.sample))][:args.sample]
     docs = Path(args.docs)
     ingested = bot.ingest([docs], progress=_ProgressBar())
     if ingested.failed:
