@@ -39,6 +39,9 @@ LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
 CLAIM_SUPPORT = 0.6
 # ...and that sentence must be one of the evidence's best this many for the question.
 RELEVANT_SENTENCES = 3
+# ... and of those, only sentences scoring at least this share of the best one (SQuAD dev: no
+# sentence holding the answer among the best three scores under 0.05 of the best).
+RELEVANT_SHARE = 0.05
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _NOT_FOUND = re.compile(
@@ -300,9 +303,13 @@ def check_claims(text: str, texts: list[str], titles: list[str],
 
 def relevant_sentences(ev: Evidence, texts: list[str]) -> dict[int, set[tuple[int, int]]]:
     """The sentences a written answer may rest on: the ``RELEVANT_SENTENCES`` best of the
-    evidence, and the sentences they lean on, by passage number."""
+    evidence scoring at least ``RELEVANT_SHARE`` of the best, and the sentences they lean on,
+    by passage number."""
     out: dict[int, set[tuple[int, int]]] = {}
+    floor = ev.sentences[0].score * RELEVANT_SHARE if ev.sentences else 0.0
     for s in ev.sentences[:RELEVANT_SENTENCES]:
+        if s.score < floor:
+            break
         spans = out.setdefault(s.hit + 1, set())
         spans.add((s.start, s.end))
         if s.before is not None:
