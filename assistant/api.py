@@ -326,11 +326,18 @@ class Assistant:
 
 
 def choose_passages(candidates: int, k: int, ev: Evidence) -> list[int]:
-    """Which of the candidate passages to show: the ``k`` best ranked, with the passage holding
-    the best sentence in place of the last when it ranked below them."""
+    """Which of the candidate passages to show, in order: the passage holding the best
+    sentence first, then the ``k`` best ranked (the last of them left out when the best
+    sentence's passage ranked below them).
+
+    Reading beats ranking for the first place: on the dev splits the passage shown first
+    holds the answer for 0.812 of SQuAD questions in this order against 0.675 in retrieval
+    order (Debian HTML 0.943 against 0.743; ``docs/answers.md``).
+    """
     order = list(range(min(k, candidates)))
-    if ev.sentences and order and ev.sentences[0].hit not in order:
-        order[-1] = ev.sentences[0].hit
+    if ev.sentences and order:
+        best = ev.sentences[0].hit
+        order = [best] + [i for i in order if i != best][: len(order) - 1]
     return order
 
 
