@@ -77,6 +77,15 @@ def default_index_dir() -> Path:
     return Path(platformdirs.user_data_dir("doc-assistant", appauthor=False)) / "index"
 
 
+def default_corpus() -> Path:
+    """The bundled example documents: ``assistant/seeds`` in an installed package (pyproject
+    ships the checkout's ``seeds/`` there), else ``seeds/`` beside the package (a checkout,
+    or an editable install)."""
+    here = Path(__file__).resolve().parent
+    installed, checkout = here / "seeds", here.parent / "seeds"
+    return installed if installed.is_dir() else checkout
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that shapes the assistant; build with ``Settings.from_env(**overrides)``."""
