@@ -142,7 +142,8 @@ class EmbeddingAdapter:
         model: the llama-index ``BaseEmbedding``.
         max_tokens: the most tokens the model reads of one text (default ``DEFAULT_EMBED_TOKENS``).
         dim: its vectors' dimension (default: asked of the model once, when first needed).
-        name: what the index records (default ``CLASS:MODEL_NAME``).
+        name: what the index records (default ``CLASS:MODEL_NAME``, e.g.
+            ``OllamaEmbedding:nomic-embed-text``).
         count_tokens: the model's token count (default ``index.embedder.estimate_tokens``, an
             over-estimate).
     """
@@ -150,7 +151,7 @@ class EmbeddingAdapter:
     def __init__(self, model, max_tokens: int | None = None, dim: int | None = None,
                  name: str | None = None, count_tokens: Callable[[str], int] | None = None):
         self.model = model
-        self.name = name or f"{model.class_name()}:{model.model_name}"
+        self.name = name or f"{type(model).__name__}:{model.model_name}"
         self.max_tokens = max_tokens or DEFAULT_EMBED_TOKENS
         self.count_tokens = count_tokens or estimate_tokens
         self._dim = dim
