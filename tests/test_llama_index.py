@@ -277,3 +277,26 @@ def test_the_node_parser_keeps_exact_offsets(bot):
     streamed = list(bot.node_parser.stream_nodes(iter(text[i:i + 500] for i in range(0, len(text), 500))))
     assert [(n.start_char_idx, n.end_char_idx) for n in streamed] == \
         [(n.start_char_idx, n.end_char_idx) for n in nodes]
+
+
+def test_the_stock_engines_offline():
+    """The stock llama-index engines above, again in a namespace with nothing but loopback:
+    nothing in llama-index reaches out (for a model, a tokenizer or NLTK data)."""
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_offline import _unshare
+
+    script = f"""
+set -e
+ip link set lo up
+test -z "$(ip route show)"
+{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider tests/test_llama_index.py -k "stock_query or stock_chat"
+"""
+    result = subprocess.run([*_unshare(), "sh", "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"2 passed, \d+ deselected in [\d.]+s( \([\d:]+\))?", summary), summary
