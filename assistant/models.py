@@ -142,8 +142,10 @@ def make_llm(settings):
 
 # ------------------------------------------------------------------------------ the adapter
 def is_llama_index_llm(llm) -> bool:
-    """A llama-index LLM (it streams chat), rather than a plain ``stream(messages, max_tokens)``."""
-    return callable(getattr(llm, "stream_chat", None)) and hasattr(llm, "metadata")
+    """A llama-index LLM (it streams chat), rather than a plain ``stream(messages, max_tokens)``.
+
+    Asked of the class: reading ``metadata`` may ask a server (Ollama's asks for the window)."""
+    return callable(getattr(llm, "stream_chat", None)) and hasattr(type(llm), "metadata")
 
 
 def stream_text(llm, messages: list[dict], max_tokens: int) -> Iterator[str]:
@@ -184,7 +186,8 @@ def _llm_error(llm, exc: Exception) -> LLMError:
     httpx = sys.modules.get("httpx")
     if openai is not None and isinstance(exc, openai.APITimeoutError):
         return LLMError(f"{where} did not answer in time ({exc}); is it overloaded? try again")
-    if (openai is not None and isinstance(exc, openai.APIConnectionError)) or (
+    if isinstance(exc, ConnectionError) or (  # ConnectionError: Ollama's client says so
+            openai is not None and isinstance(exc, openai.APIConnectionError)) or (
             httpx is not None and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))):
         return LLMError(f"cannot reach {where}: {exc}; is it running?")
     if openai is not None and isinstance(exc, openai.APIStatusError):
@@ -210,13 +213,24 @@ def llm_name(llm) -> str:
     kind = type(llm).__name__.lower()
     kind = "openai" if kind == "openailike" else kind
     url = server_url(llm)
-    return f"{kind}:{llm.metadata.model_name}" + (f"@{url}" if url else "")
+    model = getattr(llm, "model", None) or getattr(llm, "model_name", None)
+    if not isinstance(model, str) or not model:
+        try:
+            model = llm.metadata.model_name
+        except Exception:  # a server to ask, and it does not answer: the name is not worth failing for
+            model = "unknown"
+    return f"{kind}:{model}" + (f"@{url}" if url else "")
 
 
 def context_window(llm) -> int:
-    """The model's context window in tokens (prompt and answer together)."""
+    """The model's context window in tokens (prompt and answer together); raises LLMError
+    when the model's server must be asked (Ollama's, unless given ``context_window``) and
+    cannot be reached."""
     if is_llama_index_llm(llm):
-        window = llm.metadata.context_window
+        try:
+            window = llm.metadata.context_window
+        except Exception as exc:
+            raise _llm_error(llm, exc) from exc
     else:
         window = getattr(llm, "context_window", None)
     return int(window) if window and window > 0 else DEFAULT_CONTEXT

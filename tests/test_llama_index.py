@@ -23,6 +23,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, TextNode
 
 from assistant import Assistant, Settings
+from assistant.models import LLMError
 from index.sync import SettingsMismatch
 from tests.conftest import LIGHTHOUSE, build_corpus
 
@@ -191,6 +192,24 @@ def test_a_custom_llama_index_llm_answers(bot, tmp_path, embedder):
     assert answer.mode == "generate" and not answer.abstained
     assert "1871" in answer.answer and answer.backend == "citingllm:citing"
     assert "lighthouse.txt" in {c.source for c in answer.cited}
+
+
+class UnreachableLLM(CitingLLM):
+    """An LLM whose metadata asks its server, as Ollama's does for its window, and the server is down."""
+
+    model: str = "llama3.2"
+    base_url: str = "http://127.0.0.1:9"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        raise ConnectionError("Failed to connect to the server")
+
+
+def test_an_llm_whose_server_is_down_is_named(bot, embedder):
+    custom = Assistant(bot.settings, embedder=embedder, llm=UnreachableLLM(fact="1871", prompts=[]))
+    assert custom.backend == "unreachablellm:llama3.2@http://127.0.0.1:9", "named without asking the server"
+    with pytest.raises(LLMError, match=r"cannot reach the LLM server at http://127.0.0.1:9: .* is it running"):
+        custom.ask("When was Hollowmere Lighthouse first lit?", mode="generate")
 
 
 class WrappedMiniLM(BaseEmbedding):
