@@ -185,9 +185,11 @@ def _unit(vector) -> list[float]:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    """A connection failure of a served embedding model (httpx, as Ollama's client, or OpenAI's)."""
+    """A connection failure of a served embedding model (Ollama's client raises ConnectionError;
+    httpx's, or OpenAI's)."""
     httpx, openai = sys.modules.get("httpx"), sys.modules.get("openai")
-    return bool((httpx and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)))
+    return bool(isinstance(exc, ConnectionError)
+                or (httpx and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)))
                 or (openai and isinstance(exc, openai.APIConnectionError)))
 
 
