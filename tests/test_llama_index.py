@@ -244,6 +244,29 @@ def test_a_llama_index_embedding_indexes_and_answers(tmp_path, corpus, embedder)
         Assistant(settings, embedder=embedder).ask("When was Hollowmere Lighthouse first lit?")
 
 
+class DownEmbedding(BaseEmbedding):
+    """An embedding whose server is down (Ollama's client raises ConnectionError)."""
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        raise ConnectionError("Failed to connect to the server")
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        raise ConnectionError("Failed to connect to the server")
+
+
+def test_an_unreachable_embedding_stops_the_ingest_naming_it(tmp_path, corpus):
+    from index.adapters import EmbeddingAdapter
+    from index.embedder import EmbedderError
+
+    bot = Assistant(Settings.from_env(index_dir=tmp_path / "index", backend="none"),
+                    embedder=EmbeddingAdapter(DownEmbedding(model_name="nomic"), dim=8))
+    with pytest.raises(EmbedderError, match="cannot reach the embedding model DownEmbedding:nomic"):
+        bot.ingest([corpus])
+
+
 def test_the_openai_like_llm_against_a_real_server(tmp_path, corpus, embedder, llm_server):
     from llama_index.llms.openai_like import OpenAILike
 
