@@ -17,7 +17,7 @@ from assistant import followup, overview
 from assistant.answer import ABSTAIN_TEXT, Answer, Marks, check_claims, finalize, make_citations, quote
 from assistant.config import MODES, Settings, check_k
 from assistant.evidence import Evidence, Passage, evidence, idf_weights
-from assistant.models import LLM, make_embedder, make_llm
+from assistant.models import llm_name, make_embedder, make_llm, stream_text
 from assistant.prompt import PromptBudget, build_messages, fit_passages
 from assistant.retrieval import Hit, Retriever
 from index.catalog import Document
@@ -44,12 +44,25 @@ class Assistant:
 
     Args:
         settings: where the index is and how to answer (see ``Settings``).
-        embedder: the embedding model (default: the bundled all-MiniLM-L6-v2).
-        llm: the LLM (default: from ``settings.backend``; loaded on first use).
+        embedder: the embedding model (default: the bundled all-MiniLM-L6-v2), with ``name``,
+            ``dim``, ``max_tokens``, ``count_tokens``, ``fits`` and ``embed`` (``index.embedder``).
+        llm: the LLM: any llama-index ``LLM`` (default: from ``settings.backend``, loaded when
+            an answer first needs it).
+        embed_model: instead of ``embedder``, a llama-index embedding (``BaseEmbedding``), used
+            through ``index.adapters.EmbeddingAdapter`` (wrap it yourself to declare its token limit).
+
+    Its parts as llama-index components: ``as_retriever``, ``as_query_engine``,
+    ``as_chat_engine``, ``embed_model`` and ``node_parser`` (docs/llama-index.md).
     """
 
-    def __init__(self, settings: Settings, embedder=None, llm: LLM | None = None):
+    def __init__(self, settings: Settings, embedder=None, llm=None, embed_model=None):
+        if embedder is not None and embed_model is not None:
+            raise ValueError("pass embedder or embed_model, not both")
         self.settings = settings
+        if embed_model is not None:
+            from index.adapters import as_embedder
+
+            embedder = as_embedder(embed_model)
         self.embedder = embedder or make_embedder(settings)
         self.index = Index(
             settings.index_dir,
@@ -62,10 +75,16 @@ class Assistant:
         self._llm = llm
 
     @property
-    def llm(self) -> LLM | None:
+    def llm(self):
+        """The LLM (a llama-index ``LLM``), loaded on first use; None with backend ``none``."""
         if self._llm is None and self.settings.backend != "none":
             self._llm = make_llm(self.settings)
         return self._llm
+
+    @property
+    def has_llm(self) -> bool:
+        """True when an LLM can be asked (without loading it)."""
+        return self._llm is not None or self.settings.backend != "none"
 
     def with_backend(self, backend: str) -> "Assistant":
         """An assistant answering with another backend, sharing this one's index and embedder."""
@@ -76,19 +95,25 @@ class Assistant:
 
     @property
     def backend(self) -> str:
-        return self.llm.name if self.llm is not None else "none"
+        return llm_name(self.llm) if self.llm is not None else "none"
 
     # documents ------------------------------------------------------------
-    def ingest(self, paths: list[str | Path], progress=None, rebuild: bool = False,
+    def ingest(self, paths: list, progress=None, rebuild: bool = False,
                wait: float = 0) -> SyncReport:
-        """Index files and folders (see ``index.sync.ingest``)."""
-        return ingest(self.index, [Path(p) for p in paths], progress=progress, rebuild=rebuild,
-                      wait=wait)
+        """Index files and folders, and llama-index ``Document``s (see ``index.sync.ingest``).
+
+        ``paths`` may mix paths and documents (anything with ``id_``, ``text`` and
+        ``metadata``, e.g. from a LlamaHub reader). A document is known by its ``id_``, listed
+        with it as its source, and replaced only when its text or title changed.
+        """
+        items = [p if hasattr(p, "id_") and hasattr(p, "text") else Path(p) for p in paths]
+        return ingest(self.index, items, progress=progress, rebuild=rebuild, wait=wait)
 
     def remove(self, target: str, wait: float = 0, folder: bool = False) -> list[str]:
-        """Remove a document by its source as listed, or its path; every document under a
-        folder only with ``folder=True``. Returns the sources removed; raises ValueError
-        (``index.sync.RemovalRefused``) for an ambiguous name, an unconfirmed folder, or ``/``."""
+        """Remove a document by its source as listed (a llama-index ``Document``'s ``id_``), or its
+        path; every document under a folder only with ``folder=True``. Returns the sources removed;
+        raises ValueError (``index.sync.RemovalRefused``) for an ambiguous name, an unconfirmed
+        folder, or ``/``."""
         return remove(self.index, target, wait=wait, folder=folder)
 
     def documents(self) -> list[Document]:
@@ -134,7 +159,7 @@ class Assistant:
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if self.llm is None:
+        if not self.has_llm:
             mode = "extractive"
         doc_ids = self.doc_ids(docs)
         rewritten = followup.rewrite(question, history) if history else None
@@ -155,10 +180,7 @@ class Assistant:
         if about is not None:
             yield from self._about_document(about, query, doc_ids, docs_by_id, mode, final)
             return
-        candidates = self._candidates(query, max(k, CANDIDATE_PASSAGES), doc_ids, history)
-        ev = self._evidence(query, candidates, docs_by_id)
-        order = choose_passages(len(candidates), k, ev)
-        hits, ev = [candidates[i] for i in order], ev.only(order)
+        hits, ev = self._select(query, k, doc_ids, history, docs_by_id)
         texts = [h.chunk.text for h in hits]
         if not hits or not ev.answerable:
             yield final(ABSTAIN_TEXT, True, hits)
@@ -176,12 +198,21 @@ class Assistant:
             hits, ev = shown, self._evidence(query, shown, docs_by_id)
             texts = [h.chunk.text for h in hits]
         raw = ""
-        for piece in self.llm.stream(build_messages(query, hits), self.settings.max_answer_tokens):
+        for piece in stream_text(self.llm, build_messages(query, hits), self.settings.max_answer_tokens):
             raw += piece
             yield piece
         titles = [docs_by_id[h.chunk.doc_id].title or "" for h in hits]
         text, abstained, quoted, marks = finalize(query, raw, ev, texts, titles)
         yield final(text, abstained, hits, marks, "extractive" if quoted else "generate", asked_llm=True)
+
+    def _select(self, query: str, k: int, doc_ids: list[str] | None, history: list[dict] | None,
+                docs_by_id: dict[str, Document]) -> tuple[list[Hit], Evidence]:
+        """The ``k`` passages an answer is given, and their evidence: ``CANDIDATE_PASSAGES`` are
+        retrieved and read, and ``choose_passages`` picks which to show."""
+        candidates = self._candidates(query, max(k, CANDIDATE_PASSAGES), doc_ids, history)
+        ev = self._evidence(query, candidates, docs_by_id)
+        order = choose_passages(len(candidates), k, ev)
+        return [candidates[i] for i in order], ev.only(order)
 
     def _candidates(self, query: str, n: int, doc_ids: list[str] | None,
                     history: list[dict] | None) -> list[Hit]:
@@ -212,6 +243,47 @@ class Assistant:
     def summarize(self, doc: str, mode: str | None = None) -> Answer:
         """A summary of one indexed document (its source as listed, or its path), each sentence cited."""
         return self.ask("Summarize the document.", docs=[doc], mode=mode)
+
+    # llama-index --------------------------------------------------------------
+    def as_retriever(self, k: int | None = None, docs: list[str] | None = None):
+        """A llama-index ``BaseRetriever`` giving the passages ``ask`` shows, in its order
+        (``assistant.engines.AssistantRetriever``)."""
+        from assistant.engines import AssistantRetriever
+
+        return AssistantRetriever(self, k=k, docs=docs)
+
+    def as_query_engine(self, streaming: bool = False, mode: str | None = None, k: int | None = None,
+                        docs: list[str] | None = None):
+        """A llama-index query engine whose response is the checked answer and whose source nodes
+        are its citations (``assistant.engines.AnswerQueryEngine``)."""
+        from assistant.engines import AnswerQueryEngine
+
+        return AnswerQueryEngine(assistant=self, streaming=streaming, mode=mode, k=k, docs=docs)
+
+    def as_chat_engine(self, mode: str | None = None, k: int | None = None, docs: list[str] | None = None,
+                       chat_history=None):
+        """A llama-index chat engine answering follow-ups as ``chat`` does, keeping the
+        conversation (``assistant.engines.AnswerChatEngine``); ``stream_chat`` streams."""
+        from assistant.engines import AnswerChatEngine
+
+        return AnswerChatEngine(self, mode=mode, k=k, docs=docs, chat_history=chat_history)
+
+    @property
+    def embed_model(self):
+        """The embedder as a llama-index ``BaseEmbedding`` (e.g. for a ``VectorStoreIndex``)."""
+        from index.adapters import as_embed_model
+
+        return as_embed_model(self.embedder)
+
+    @property
+    def node_parser(self):
+        """The chunker as a llama-index ``NodeParser``, with this index's sizes and the
+        embedder's fit check (``index.adapters.ChunkParser``)."""
+        from index.adapters import ChunkParser
+
+        chunking = self.index.chunking
+        return ChunkParser(max_tokens=chunking.max_tokens, overlap_tokens=chunking.overlap_tokens,
+                           fits=self.embedder.fits)
 
     # evidence ---------------------------------------------------------------
     def _evidence(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document]) -> Evidence:
@@ -280,7 +352,7 @@ class Assistant:
         shown = fit_passages(SUMMARY_PROMPT, hits, budget)
         messages = build_messages(SUMMARY_PROMPT, shown)
         raw = ""
-        for piece in self.llm.stream(messages, self.settings.max_answer_tokens):
+        for piece in stream_text(self.llm, messages, self.settings.max_answer_tokens):
             raw += piece
             yield piece
         texts = [h.chunk.text for h in shown]

@@ -18,9 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from assistant.answer import Answer
-from assistant.config import BACKENDS, K_MAX, MODES, RUNTIMES, Settings, check_k
-
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "seeds"
+from assistant.config import BACKENDS, K_MAX, MODES, RUNTIMES, Settings, check_k, default_corpus
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +146,7 @@ class _ProgressBar:
 
 
 def cmd_ingest(bot, args) -> int:
-    paths = args.paths or [str(DEFAULT_CORPUS)]
+    paths = args.paths or [str(default_corpus())]
     report = bot.ingest(paths, progress=_ProgressBar(), rebuild=args.rebuild, wait=args.wait)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -259,7 +257,7 @@ def cmd_serve(bot, args) -> int:
         print(f"assistant: warning: serving on {args.host} without a login; anyone who can reach "
               "this port can read your documents (use --auth USER:PASSWORD)", file=sys.stderr)
     serve(bot, host=args.host, port=args.port, auth=login,
-          seeds=None if args.no_seeds else DEFAULT_CORPUS)
+          seeds=None if args.no_seeds else default_corpus())
     return 0
 
 

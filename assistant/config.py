@@ -31,6 +31,33 @@ K_MAX = 10  # passages an answer may be given; the prompt is also budgeted to th
 SERVER_CONTEXT = 8192  # tokens assumed for an OpenAI-compatible server's model unless told
 
 
+# Each setting read from the environment: its variable, and how its text becomes a value.
+ENVIRONMENT = {
+    "index_dir": ("ASSISTANT_INDEX", Path),
+    "chroma_url": ("ASSISTANT_CHROMA_URL", str),
+    "backend": ("ASSISTANT_BACKEND", str),
+    "llm_url": ("ASSISTANT_LLM_URL", str),
+    "llm_model": ("ASSISTANT_LLM_MODEL", str),
+    "llm_api_key": ("ASSISTANT_LLM_API_KEY", str),
+    "mode": ("ASSISTANT_MODE", str),
+    "k": ("ASSISTANT_K", int),
+    "max_file_mb": ("ASSISTANT_MAX_FILE_MB", float),
+    "threads": ("ASSISTANT_THREADS", int),
+    "embed_runtime": ("ASSISTANT_EMBED_RUNTIME", str),
+    "embed_workers": ("ASSISTANT_EMBED_WORKERS", int),
+    "llm_context": ("ASSISTANT_LLM_CONTEXT", int),
+}
+_KINDS = {int: "a whole number", float: "a number"}
+
+
+class SettingError(ValueError):
+    """A setting with a bad value; ``name`` is the setting (a ``Settings`` field)."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
 def check_k(k) -> int:
     """``k`` as an int from 1 to ``K_MAX``; raises ValueError saying the range otherwise."""
     value = k
@@ -39,7 +66,7 @@ def check_k(k) -> int:
     elif isinstance(k, str) and k.strip().lstrip("-").isdigit():
         value = int(k)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= K_MAX:
-        raise ValueError(f"k (passages) must be a whole number from 1 to {K_MAX}, not {k!r}")
+        raise SettingError("k", f"k (passages) must be a whole number from 1 to {K_MAX}, not {k!r}")
     return value
 
 
@@ -48,6 +75,15 @@ def default_index_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("doc-assistant", appauthor=False)) / "index"
+
+
+def default_corpus() -> Path:
+    """The bundled example documents: ``assistant/seeds`` in an installed package (pyproject
+    ships the checkout's ``seeds/`` there), else ``seeds/`` beside the package (a checkout,
+    or an editable install)."""
+    here = Path(__file__).resolve().parent
+    installed, checkout = here / "seeds", here.parent / "seeds"
+    return installed if installed.is_dir() else checkout
 
 
 @dataclass(frozen=True)
@@ -77,46 +113,63 @@ class Settings:
         if self.mode is None:
             object.__setattr__(self, "mode", "generate" if self.backend == "openai" else "auto")
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+            raise SettingError("backend", f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+            raise SettingError("mode", f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.backend == "openai" and not self.llm_url:
-            raise ValueError("the openai backend needs a server URL (--llm-url or ASSISTANT_LLM_URL)")
+            raise SettingError("llm_url", "the openai backend needs a server URL (--llm-url or ASSISTANT_LLM_URL)")
         if self.embed_runtime not in RUNTIMES:
-            raise ValueError(f"embed_runtime must be one of {', '.join(RUNTIMES)}, not {self.embed_runtime!r}")
+            raise SettingError("embed_runtime",
+                               f"embed_runtime must be one of {', '.join(RUNTIMES)}, not {self.embed_runtime!r}")
         if self.embed_workers < 1:
-            raise ValueError("embed_workers must be at least 1")
+            raise SettingError("embed_workers", "embed_workers must be at least 1")
         object.__setattr__(self, "k", check_k(self.k))
         if self.llm_context < 512:
-            raise ValueError(f"llm_context must be at least 512 tokens, not {self.llm_context}")
+            raise SettingError("llm_context", f"llm_context must be at least 512 tokens, not {self.llm_context}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
-        """Settings from ``ASSISTANT_*`` variables, then explicit overrides (None = not given)."""
+        """Settings from ``ASSISTANT_*`` variables, then explicit overrides (None = not given).
+
+        Raises:
+            ValueError: an override that is no setting (the message lists the known ones), or
+                a bad value (naming the variable when it came from the environment).
+        """
         env = os.environ if env is None else env
-        values: dict = {
-            "index_dir": Path(env["ASSISTANT_INDEX"]) if env.get("ASSISTANT_INDEX") else None,
-            "chroma_url": env.get("ASSISTANT_CHROMA_URL") or None,
-            "backend": env.get("ASSISTANT_BACKEND"),
-            "llm_url": env.get("ASSISTANT_LLM_URL") or None,
-            "llm_model": env.get("ASSISTANT_LLM_MODEL"),
-            "llm_api_key": env.get("ASSISTANT_LLM_API_KEY") or None,
-            "mode": env.get("ASSISTANT_MODE"),
-            "k": int(env["ASSISTANT_K"]) if env.get("ASSISTANT_K") else None,
-            "max_file_mb": float(env["ASSISTANT_MAX_FILE_MB"]) if env.get("ASSISTANT_MAX_FILE_MB") else None,
-            "threads": int(env["ASSISTANT_THREADS"]) if env.get("ASSISTANT_THREADS") else None,
-            "embed_runtime": env.get("ASSISTANT_EMBED_RUNTIME") or None,
-            "embed_workers": int(env["ASSISTANT_EMBED_WORKERS"]) if env.get("ASSISTANT_EMBED_WORKERS") else None,
-            "llm_context": int(env["ASSISTANT_LLM_CONTEXT"]) if env.get("ASSISTANT_LLM_CONTEXT") else None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = [f.name for f in fields(cls) if f.init]
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                             f"the settings are: {', '.join(known)}")
+        values: dict = {}
+        from_environment: dict[str, str] = {}  # setting -> the variable it was read from
+        for name, (variable, kind) in ENVIRONMENT.items():
+            text = env.get(variable)
+            if not text:
+                continue
+            try:
+                values[name] = kind(text)
+            except ValueError:
+                raise SettingError(name, f"{variable}={text!r} is not {_KINDS[kind]}; "
+                                         f"fix or unset the environment variable") from None
+            from_environment[name] = variable
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        for name in given:
+            from_environment.pop(name, None)
         if values.get("llm_url") and not values.get("backend"):
             values["backend"] = "openai"
         if values.get("index_dir") is None:
             values["index_dir"] = default_index_dir()
         values["index_dir"] = Path(values["index_dir"]).expanduser()
-        known = {f.name for f in fields(cls) if f.init}
-        return cls(**{k: v for k, v in values.items() if v is not None and k in known})
+        try:
+            return cls(**values)
+        except SettingError as exc:
+            variable = from_environment.get(exc.name)
+            if variable is None:
+                raise
+            raise SettingError(exc.name, f"{variable}={env[variable]!r}: {exc}; "
+                                         "fix or unset the environment variable") from None
 
     def with_(self, **changes) -> "Settings":
         """A copy with some settings changed (a defaulted mode follows a changed backend)."""

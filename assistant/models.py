@@ -1,7 +1,11 @@
-"""The embedder and the LLM backends: the bundled GGUF model, or an OpenAI-compatible server.
+"""The embedder and the LLM backends, and the one place the assistant talks to an LLM.
 
-Each LLM streams text pieces from a list of chat messages
-(``[{"role": "system"|"user"|"assistant", "content": str}]``).
+An LLM is any llama-index ``LLM`` (``assistant.llms.BundledLLM``, ``OpenAILike``, ``Ollama``,
+your own ``CustomLLM``), or a plain object with ``stream(messages, max_tokens)`` yielding text
+pieces. ``stream_text`` streams the answer to our chat messages
+(``[{"role": "system"|"user"|"assistant", "content": str}]``) from either; ``llm_name``,
+``context_window`` and ``token_counter`` read what the prompt budget and the answer need.
+Nothing here imports llama-index: ``make_llm`` does, when a model is first needed.
 """
 
 from __future__ import annotations
@@ -9,44 +13,26 @@ from __future__ import annotations
 import atexit
 import functools
 import importlib.util
-import json
-import math
 import os
-import queue
+import sys
 import threading
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Callable, Iterator
 
 from index import embedder as _embedder
+from index.embedder import estimate_tokens
+
+__all__ = ["LLMError", "context_window", "estimate_tokens", "llm_name", "make_embedder", "make_llm",
+           "stream_text", "token_counter"]
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_CONTEXT = 2048  # the bundled model's context window (tokens), prompt and answer together
 ABANDON_AFTER = 30.0  # seconds a stream may go unread before its generation stops and frees the model
-_BUFFER = 16  # generated pieces held for a slow reader before generation waits for it
+DEFAULT_CONTEXT = 8192  # window assumed for a model that does not declare its own
 
 
 class LLMError(RuntimeError):
     """The LLM cannot be loaded or reached; the message says what to do."""
-
-
-class LLM(Protocol):
-    """What the assistant needs of a model. ``context_window`` (tokens, prompt and answer
-    together) and ``count_tokens`` budget the prompt (``assistant.answer.PromptBudget``);
-    a model without them is budgeted with a default window and an estimate."""
-
-    name: str
-    context_window: int
-
-    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]: ...
-
-    def count_tokens(self, text: str) -> int: ...
-
-
-def estimate_tokens(text: str) -> int:
-    """A safe over-estimate of a text's tokens for a tokenizer we cannot run: one per two
-    bytes of UTF-8 (English runs at about four characters a token, so this leaves room;
-    text in other scripts costs more bytes per token too)."""
-    return math.ceil(len(text.encode("utf-8")) / 2)
 
 
 def bundled_model_path() -> Path:
@@ -134,149 +120,126 @@ def _load_llama(path: str, threads: int):
     return llama
 
 
-class BundledLLM:
-    """SmolLM2-135M-Instruct through llama-cpp-python, loaded once per process (as Q8_0,
-    see ``prepared_model_path``).
-
-    One llama.cpp context serves one generation at a time, so streams take turns.
-    A stream holds the model only while it is read: when its reader closes it, or
-    asks for no piece for ``abandon_after`` seconds (a browser tab that went away),
-    its generation stops and the next stream gets the model.
-    """
-
-    def __init__(self, threads: int = 0, path: Path | None = None, abandon_after: float = ABANDON_AFTER):
-        self.path = path or prepared_model_path()
-        self.name = f"bundled:{self.path.stem}"
-        self._llama = _load_llama(str(self.path), threads)
-        self._lock = _lock_for(str(self.path))
-        self.context_window = int(self._llama.n_ctx())
-        self.abandon_after = abandon_after
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` by the model's own tokenizer."""
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
-        pieces: queue.Queue = queue.Queue(maxsize=_BUFFER)
-        stop = threading.Event()
-        worker = threading.Thread(target=self._generate, args=(messages, max_tokens, pieces, stop),
-                                  daemon=True, name="llm-generate")
-        worker.start()
-        try:
-            while True:
-                try:
-                    kind, value = pieces.get(timeout=1.0)
-                except queue.Empty:
-                    if worker.is_alive() or not pieces.empty():
-                        continue
-                    raise LLMError(
-                        f"this answer was not read for {self.abandon_after:g} s, so the model went on "
-                        "to other questions; ask again"
-                    ) from None
-                if kind == "piece":
-                    yield value
-                elif kind == "error":
-                    raise value
-                else:
-                    return
-        finally:
-            stop.set()  # the reader is gone (closed, or done): stop generating
-
-    def _generate(self, messages: list[dict], max_tokens: int, pieces: queue.Queue,
-                  stop: threading.Event) -> None:
-        """Generate into ``pieces`` while the reader keeps reading (runs in its own thread)."""
-        def handed(item) -> bool:
-            try:
-                pieces.put(item, timeout=self.abandon_after)
-                return True
-            except queue.Full:
-                return False  # nobody read for abandon_after seconds: abandoned
-
-        finished = ("done", None)
-        try:
-            with self._lock:  # one llama.cpp context cannot serve two generations at once
-                if stop.is_set():
-                    return
-                parts = self._llama.create_chat_completion(
-                    messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True
-                )
-                try:
-                    for part in parts:
-                        piece = part["choices"][0]["delta"].get("content")
-                        if stop.is_set() or (piece and not handed(("piece", piece))):
-                            return
-                finally:
-                    parts.close()
-        except Exception as exc:  # handed to the reader, who raises it
-            finished = ("error", exc)
-        if not stop.is_set():
-            handed(finished)
-
-
 @functools.lru_cache(maxsize=None)
 def _lock_for(key: str) -> threading.Lock:
     return threading.Lock()
 
 
-class OpenAICompatLLM:
-    """Any server speaking OpenAI's ``/v1/chat/completions`` (Ollama, vLLM, llama.cpp server).
-
-    Args:
-        base_url: e.g. ``http://127.0.0.1:11434/v1`` (the ``/chat/completions`` path is added).
-        model: model name to request.
-        api_key: sent as a bearer token when given.
-        timeout: seconds to wait for the server.
-        context_window: the served model's context window in tokens (prompt and answer);
-            the prompt is budgeted to it with ``estimate_tokens``.
-    """
-
-    def __init__(self, base_url: str, model: str = "default", api_key: str | None = None,
-                 timeout: float = 120.0, context_window: int = 8192):
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.api_key = api_key
-        self.timeout = timeout
-        self.context_window = context_window
-        self.name = f"openai:{model}@{self.base_url}"
-
-    def count_tokens(self, text: str) -> int:
-        """An over-estimate: the server's tokenizer is not at hand (see ``estimate_tokens``)."""
-        return estimate_tokens(text)
-
-    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
-        import httpx
-
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                "temperature": 0.0, "stream": True}
-        url = f"{self.base_url}/chat/completions"
-        try:
-            with httpx.stream("POST", url, json=body, headers=headers, timeout=self.timeout) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise LLMError(f"LLM server at {url} answered {r.status_code}: {r.text[:200]}")
-                for line in r.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    choices = json.loads(data).get("choices") or [{}]
-                    piece = (choices[0].get("delta") or {}).get("content")
-                    if piece:
-                        yield piece
-        except httpx.HTTPError as exc:
-            raise LLMError(f"cannot reach the LLM server at {url}: {exc}; is it running?") from exc
-
-
-def make_llm(settings) -> LLM | None:
-    """The LLM the settings ask for (None for backend ``none``)."""
+def make_llm(settings):
+    """The LLM the settings ask for, as a llama-index ``LLM`` (None for backend ``none``)."""
     if settings.backend == "none":
         return None
+    try:
+        from assistant import llms
+    except ImportError as exc:  # llama-index or its OpenAI-compatible client is missing
+        raise LLMError(f"cannot load the LLM backends ({exc}); run the install command") from exc
     if settings.backend == "openai":
-        return OpenAICompatLLM(settings.llm_url, settings.llm_model, settings.llm_api_key,
-                               context_window=settings.llm_context)
-    return BundledLLM(threads=settings.threads)
+        return llms.server_llm(settings.llm_url, settings.llm_model, settings.llm_api_key,
+                               context_window=settings.llm_context,
+                               max_tokens=settings.max_answer_tokens)
+    return llms.BundledLLM(threads=settings.threads, max_tokens=settings.max_answer_tokens)
+
+
+# ------------------------------------------------------------------------------ the adapter
+def is_llama_index_llm(llm) -> bool:
+    """A llama-index LLM (it streams chat), rather than a plain ``stream(messages, max_tokens)``.
+
+    Asked of the class: reading ``metadata`` may ask a server (Ollama's asks for the window)."""
+    return callable(getattr(llm, "stream_chat", None)) and hasattr(type(llm), "metadata")
+
+
+def stream_text(llm, messages: list[dict], max_tokens: int) -> Iterator[str]:
+    """The text pieces of ``llm``'s answer to ``messages``, as it writes them.
+
+    A llama-index LLM is asked through ``stream_chat`` (``max_tokens`` passed when it has
+    such a field); its failures become ``LLMError`` naming the model and, for a server, its
+    URL. Closing this generator closes the model's stream.
+    """
+    if not is_llama_index_llm(llm):
+        yield from llm.stream(messages, max_tokens)
+        return
+    from llama_index.core.llms import ChatMessage
+
+    chat = [ChatMessage(role=m["role"], content=m["content"]) for m in messages]
+    fields = getattr(type(llm), "model_fields", {})
+    kwargs = {"max_tokens": max_tokens} if "max_tokens" in fields else {}
+    responses = None
+    try:
+        responses = llm.stream_chat(chat, **kwargs)
+        for response in responses:
+            if response.delta:
+                yield response.delta
+    except LLMError:
+        raise
+    except Exception as exc:
+        raise _llm_error(llm, exc) from exc
+    finally:
+        if responses is not None and hasattr(responses, "close"):
+            responses.close()
+
+
+def _llm_error(llm, exc: Exception) -> LLMError:
+    """``exc`` from ``llm`` as an error a user can act on: which model, which server, what to do."""
+    url = server_url(llm)
+    where = f"the LLM server at {url}" if url else f"the LLM {llm_name(llm)}"
+    openai = sys.modules.get("openai")
+    httpx = sys.modules.get("httpx")
+    if openai is not None and isinstance(exc, openai.APITimeoutError):
+        return LLMError(f"{where} did not answer in time ({exc}); is it overloaded? try again")
+    if isinstance(exc, ConnectionError) or (  # ConnectionError: Ollama's client says so
+            openai is not None and isinstance(exc, openai.APIConnectionError)) or (
+            httpx is not None and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))):
+        return LLMError(f"cannot reach {where}: {exc}; is it running?")
+    if openai is not None and isinstance(exc, openai.APIStatusError):
+        return LLMError(f"{where} answered {exc.status_code}: {str(exc)[:200]}; check the model name "
+                        "(--llm-model) and the API key")
+    return LLMError(f"{where} failed: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def server_url(llm) -> str | None:
+    """The server a llama-index LLM talks to (``api_base`` or ``base_url``), if it has one."""
+    url = getattr(llm, "api_base", None) or getattr(llm, "base_url", None)
+    return str(url).rstrip("/") if url else None
+
+
+def llm_name(llm) -> str:
+    """How answers name the model (``Answer.backend``): ``bundled:SmolLM2-…``,
+    ``openai:MODEL@URL`` for an OpenAI-compatible server, else ``KIND:MODEL[@URL]``."""
+    if not is_llama_index_llm(llm):
+        return llm.name
+    named = getattr(llm, "name", None)
+    if isinstance(named, str) and named:
+        return named
+    kind = type(llm).__name__.lower()
+    kind = "openai" if kind == "openailike" else kind
+    url = server_url(llm)
+    model = getattr(llm, "model", None) or getattr(llm, "model_name", None)
+    if not isinstance(model, str) or not model:
+        try:
+            model = llm.metadata.model_name
+        except Exception:  # a server to ask, and it does not answer: the name is not worth failing for
+            model = "unknown"
+    return f"{kind}:{model}" + (f"@{url}" if url else "")
+
+
+def context_window(llm) -> int:
+    """The model's context window in tokens (prompt and answer together); raises LLMError
+    when the model's server must be asked (Ollama's, unless given ``context_window``) and
+    cannot be reached."""
+    if is_llama_index_llm(llm):
+        try:
+            window = llm.metadata.context_window
+        except Exception as exc:
+            raise _llm_error(llm, exc) from exc
+    else:
+        window = getattr(llm, "context_window", None)
+    return int(window) if window and window > 0 else DEFAULT_CONTEXT
+
+
+def token_counter(llm) -> Callable[[str], int]:
+    """The model's own token count when it has one (``count_tokens``), else ``estimate_tokens``."""
+    count = getattr(llm, "count_tokens", None)
+    return count if callable(count) else estimate_tokens
 
 
 def make_embedder(settings):

@@ -25,7 +25,6 @@ SOURCE_LINE = "[{n}] {text}"
 # tokens, against the bundled model's 2,048 for prompt and answer together.
 PROMPT_MARGIN = 32  # tokens kept free for the chat template's role markers and for rounding
 MIN_PASSAGE_TOKENS = 24  # a passage that would be cut shorter is left out instead
-DEFAULT_CONTEXT = 8192  # window assumed for a model that does not declare its own
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,11 @@ class PromptBudget:
 
     @classmethod
     def for_llm(cls, llm, max_answer_tokens: int) -> "PromptBudget":
-        from assistant.models import estimate_tokens
+        """The budget of ``llm``: its declared window (llama-index: ``metadata.context_window``;
+        ``assistant.models.DEFAULT_CONTEXT`` when it declares none) and its token count."""
+        from assistant.models import context_window, token_counter
 
-        return cls(int(getattr(llm, "context_window", None) or DEFAULT_CONTEXT), max_answer_tokens,
-                   getattr(llm, "count_tokens", None) or estimate_tokens)
+        return cls(context_window(llm), max_answer_tokens, token_counter(llm))
 
     def room(self, question: str) -> int:
         """Tokens left for the numbered passages."""

@@ -20,6 +20,7 @@ from pathlib import Path
 from assistant.answer import Answer
 from assistant.api import Assistant
 from assistant.config import K_MAX, MODES, check_k
+from assistant.models import stream_text
 from index.readers import SUPPORTED_SUFFIXES
 from index.store import StoreUnavailable
 from index.sync import IndexProblem, remove_documents
@@ -416,7 +417,7 @@ def _warm_up(bot: Assistant) -> None:
     bot.retriever.warm_up()
     if bot.llm is not None:
         try:
-            list(bot.llm.stream([{"role": "user", "content": "Hi"}], 1))
+            list(stream_text(bot.llm, [{"role": "user", "content": "Hi"}], 1))
         except Exception:  # an unreachable server is reported on the first question instead
             pass
 

@@ -39,6 +39,13 @@ RUNTIMES = ("onnx", "torch")
 TORCH_EXTRA = "pip install 'doc-assistant[torch]' (or scripts/install torch)"
 
 
+def estimate_tokens(text: str) -> int:
+    """A safe over-estimate of a text's tokens for a tokenizer we cannot run: one per two
+    bytes of UTF-8 (English runs at about four characters a token, so this leaves room;
+    text in other scripts costs more bytes per token too)."""
+    return math.ceil(len(text.encode("utf-8")) / 2)
+
+
 class EmbedderError(RuntimeError):
     """The embedding model cannot be loaded; the message says how to fix it."""
 

@@ -14,6 +14,11 @@ How a crash can never leave duplicates or half-indexed documents:
 Files are streamed: chunks are embedded and written in batches of ``EMBED_BATCH``
 as they are cut, and plain text is read in blocks, so memory stays flat however
 large the file or the folder.
+
+Documents given as text (a llama-index ``Document`` from any reader, or any object with
+``id_``, ``text`` and ``metadata``) go through the same steps. Each is known by its ``id_``
+(listed as its source; its catalog path is ``document:`` and the id) and a hash of its text
+and title: an unchanged one is skipped, a changed one replaced.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -40,6 +45,8 @@ from index.readers import STREAMED_SUFFIXES, SUPPORTED_SUFFIXES, ReadError, open
 from index.store import StoreUnavailable, VectorStore
 
 EMBED_BATCH = 64  # chunks embedded together across small files
+DOCUMENT_PREFIX = "document:"  # catalog path of a document given as text: this, then its id_
+TITLE_KEYS = ("title", "file_name")  # where a document given as text names its title, in order
 WRITER_STAMP = "store.writer"  # a new random stamp per write session (see Index.writing)
 
 log = logging.getLogger(__name__)
@@ -264,10 +271,16 @@ def doc_id_for(path: str) -> str:
     return hashlib.sha256(path.encode()).hexdigest()[:16]
 
 
+def is_text_document(item) -> bool:
+    """A document given as text (e.g. a llama-index ``Document``): it has ``id_`` and ``text``."""
+    return hasattr(item, "id_") and hasattr(item, "text") and not isinstance(item, (str, os.PathLike))
+
+
 @dataclass
 class _Planned:
-    path: Path
+    path: Path | None  # None for a document given as text
     source: str
+    document: Any = None  # the document given as text
 
 
 @dataclass
@@ -286,6 +299,14 @@ def _plan(paths: list[Path], report: SyncReport) -> tuple[list[_Planned], list[P
     folders: list[Path] = []
     seen: set[str] = set()
     for given in paths:
+        if is_text_document(given):
+            key = DOCUMENT_PREFIX + str(given.id_)
+            if not str(given.id_):
+                report.failed.append(("(a document without an id)", "give it an id_ to index it"))
+            elif key not in seen:
+                seen.add(key)
+                planned.append(_Planned(None, str(given.id_), given))
+            continue
         if given.is_dir():
             root = given.resolve()
             folders.append(root)
@@ -314,12 +335,12 @@ def _plan(paths: list[Path], report: SyncReport) -> tuple[list[_Planned], list[P
 
 def ingest(
     index: Index,
-    paths: list[Path],
+    paths: list,
     progress: Progress | None = None,
     rebuild: bool = False,
     wait: float = 0,
 ) -> SyncReport:
-    """Bring the index in line with ``paths`` (files and folders).
+    """Bring the index in line with ``paths`` (files and folders, and documents given as text).
 
     Unchanged files are skipped, changed files have their chunks replaced, files gone
     from a given folder are removed; files under other folders are left alone. Whatever
@@ -330,7 +351,8 @@ def ingest(
 
     Args:
         index: the index to write.
-        paths: files and folders to index.
+        paths: files and folders (``Path``) to index, and documents given as text (objects with
+            ``id_``, ``text`` and optionally ``metadata``, e.g. llama-index ``Document``s).
         progress: called as ``progress(done, total, source)`` after each file, and while a
             long file is embedded, every 64 chunks as ``progress(done, total, "SOURCE
             (N chunks so far)")`` with ``done`` not yet counting it.
@@ -358,7 +380,8 @@ def ingest(
         writer = _Writer(index, report)
         seen_paths: set[str] = set()
         for done, item in enumerate(planned, 1):
-            seen_paths.add(str(item.path))
+            if item.path is not None:
+                seen_paths.add(str(item.path))
             try:
                 prepared = _prepare(index, item, report)
                 if prepared is not None:
@@ -400,6 +423,8 @@ def _clear(index: Index) -> None:
 
 def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | None:
     """Read and chunk one file, or record it as unchanged (returns None)."""
+    if item.document is not None:
+        return _prepare_document(index, item, report)
     path = item.path
     stat = path.stat()
     old = index.catalog.document_by_path(str(path))
@@ -454,6 +479,38 @@ def _prepare(index: Index, item: _Planned, report: SyncReport) -> _Prepared | No
             raise ReadError("file changed while being read; run ingest again")
 
     return _Prepared(doc, chunks(), old, details)
+
+
+def _prepare_document(index: Index, item: _Planned, report: SyncReport) -> _Prepared | None:
+    """Chunk one document given as text, or record it as unchanged (returns None).
+
+    Its title is the first of its metadata's ``TITLE_KEYS``, else its id; its passages' page is
+    its metadata's ``page_label`` when that is a number (a PDF reader's page documents)."""
+    given = item.document
+    text = given.text
+    if not isinstance(text, str):
+        raise ReadError(f"its text is {type(text).__name__}, not a string")
+    if not text.strip():
+        raise ReadError("the document has no text")
+    metadata = dict(getattr(given, "metadata", None) or {})
+    title = next((str(metadata[k]) for k in TITLE_KEYS if metadata.get(k)), None)
+    label = str(metadata.get("page_label", ""))
+    page = int(label) if label.isdigit() else None
+    key = DOCUMENT_PREFIX + item.source
+    digest = hashlib.sha256(f"{title or ''}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+    old = index.catalog.document_by_path(key)
+    if old and old.hash == digest:
+        report.unchanged.append(item.source)
+        return None
+    settings = index.chunking
+    cut = chunk_text(text, settings.max_tokens, settings.overlap_tokens, fits=index.embedder.fits)
+    doc = Document(
+        doc_id=doc_id_for(key), path=key, source=item.source, title=title or item.source, hash=digest,
+        size=len(text.encode("utf-8", "surrogatepass")), mtime=0.0, chunks=0, indexed_at=time.time(),
+    )
+    chunks = (Chunk(chunk_id=f"{doc.chunk_prefix()}{n}", doc_id=doc.doc_id, n=n, start=s.start,
+                    end=s.end, page=page, text=text[s.start:s.end]) for n, s in enumerate(cut))
+    return _Prepared(doc, chunks, old, lambda: (doc.title, None, None, []))
 
 
 def _chunks_so_far(progress: Progress, done: int, total: int, source: str, chunks: int) -> None:
@@ -621,7 +678,8 @@ class RemovalRefused(ValueError):
 def match_removal(index: Index, target: str, folder: bool = False) -> list[Document]:
     """The documents ``remove(index, target, folder=folder)`` takes out.
 
-    Matched in this order: a source exactly as ``assistant list`` shows it; a file
+    Matched in this order: a source exactly as ``assistant list`` shows it (a document
+    given as text: its id), or a catalog path (``document:`` and the id); a file
     path (a symlink counts as the file it points at); with ``folder`` only, a folder
     (every document whose file is under it, or whose source starts with it).
 
@@ -633,7 +691,7 @@ def match_removal(index: Index, target: str, folder: bool = False) -> list[Docum
     if not target or not target.strip():
         raise RemovalRefused("say which document to remove: a source as `assistant list` shows it")
     docs = index.catalog.documents()
-    named = [d for d in docs if d.source == target]
+    named = [d for d in docs if d.source == target] or [d for d in docs if d.path == target]
     if len(named) > 1:
         raise RemovalRefused(
             f"{len(named)} indexed documents are called {target!r}; name the one to remove by its "

@@ -143,7 +143,7 @@ def embedder():
 
 @pytest.fixture(scope="session")
 def bundled_llm():
-    from assistant.models import BundledLLM
+    from assistant.llms import BundledLLM
 
     return BundledLLM()
 
@@ -204,6 +204,21 @@ def stop_process(proc) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def llm_server(tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server with the bundled model (alias ``smollm2``);
+    yields its base URL (``http://127.0.0.1:PORT/v1``)."""
+    from assistant.models import bundled_model_path
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+                          "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+                          "--n_ctx", "2048"], f"http://127.0.0.1:{port}/v1/models", log)
+    yield f"http://127.0.0.1:{port}/v1"
+    stop_process(proc)
 
 
 def serve_index(index_dir: Path, log_path: Path, *extra: str, env: dict | None = None):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.models import BundledLLM, bundled_model_path, prepared_model_path
+from assistant.llms import BundledLLM
+from assistant.models import bundled_model_path, prepared_model_path
 
 pytestmark = pytest.mark.slow
 

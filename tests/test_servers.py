@@ -14,23 +14,13 @@ import threading
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.models import LLMError, OpenAICompatLLM, bundled_model_path
+from assistant.llms import server_llm
+from assistant.models import LLMError, stream_text
 from index.embedder import HashEmbedder
 from index.store import StoreUnavailable, VectorStore
 from tests.conftest import ROOT, build_corpus, free_port, start_process, stop_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def llm_server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("llm") / "server.log"
-    proc = start_process([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
-                   "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                   "--n_ctx", "2048"], f"http://127.0.0.1:{port}/v1/models", log)
-    yield f"http://127.0.0.1:{port}/v1"
-    stop_process(proc)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +51,9 @@ def test_answers_through_an_openai_compatible_server(tmp_path, embedder, llm_ser
 
 
 def test_unreachable_llm_server_is_a_clear_error():
-    llm = OpenAICompatLLM(f"http://127.0.0.1:{free_port()}/v1")
+    llm = server_llm(f"http://127.0.0.1:{free_port()}/v1", timeout=5)
     with pytest.raises(LLMError, match="cannot reach the LLM server .* is it running"):
-        list(llm.stream([{"role": "user", "content": "hi"}], 5))
+        list(stream_text(llm, [{"role": "user", "content": "hi"}], 5))
 
 
 def test_index_in_a_chroma_server(tmp_path, embedder, chroma_server):
