@@ -255,10 +255,16 @@ class App:
         return self.job.message
 
     def remove(self, source: str | None, folder: bool = False) -> str:
-        """Remove a document as listed (a folder only with ``folder``); returns a status line.
+        """Remove a document as listed (a folder only with ``folder``); returns a status line,
+        which the status box keeps showing until the next indexing or removal.
 
         An uploaded file goes from the upload folder too, so it is not indexed again.
         """
+        line = self._remove(source, folder)
+        self.job.message = line
+        return line
+
+    def _remove(self, source: str | None, folder: bool) -> str:
         if not source:
             return "Choose a document to remove."
         try:
