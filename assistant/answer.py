@@ -30,8 +30,9 @@ QUOTE_WORDS = 30
 # scores at least SECOND_SHARE of the first (SQuAD dev: +1.2 points answers right).
 SHORT_QUOTE_WORDS = 18
 SECOND_SHARE = 0.8
-# The sentence a quote leans on ("It ...") is cut to its last this many words.
-BEFORE_WORDS = 20
+# The sentence a quote leans on ("It ...") is cut to its last this many words, so the answer
+# still comes early (SQuAD dev: answers right 0.688 at 20 words, 0.704 from 6 to 12 words).
+BEFORE_WORDS = 10
 # Kinds of question whose answer span leads the quote ("1871 — The lighthouse ...").
 LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
 # A written sentence is supported when one sentence of a passage it cites holds every name and
