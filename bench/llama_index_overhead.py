@@ -1,7 +1,7 @@
 """What llama-index adds: ``ask()`` against ``as_query_engine().query()``, and the start-up cost.
 
     python -m assistant.evalsets squad "$(scripts/bigbench-data)" /tmp/eval/squad   # once
-    flock /tmp/heavy.lock python bench/llama_index_overhead.py /tmp/eval/squad
+    python bench/llama_index_overhead.py /tmp/eval/squad
 
 1. The answer path: SQuAD v1.1 dev questions (all of the dev split's, 300; at least 200) over
    its articles, extractive mode (no LLM: what is timed is the assistant's own work), each
