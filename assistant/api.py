@@ -21,7 +21,7 @@ from assistant.models import llm_name, make_embedder, make_llm, stream_text
 from assistant.prompt import PromptBudget, build_messages, fit_passages
 from assistant.retrieval import Hit, Retriever
 from index.catalog import Document
-from index.sync import ChunkSettings, Index, SyncReport, ingest, remove
+from index.sync import ChunkSettings, Index, SyncReport, ingest, is_text_document, remove
 
 EMPTY_INDEX_TEXT = "No documents are indexed yet; add some first (assistant ingest PATH)."
 MAX_QUESTION_CHARS = 2000
@@ -73,6 +73,7 @@ class Assistant:
         )
         self.retriever = Retriever(self.index)
         self._llm = llm
+        self._prompt_budget: PromptBudget | None = None
 
     @property
     def llm(self):
@@ -80,6 +81,12 @@ class Assistant:
         if self._llm is None and self.settings.backend != "none":
             self._llm = make_llm(self.settings)
         return self._llm
+
+    def _budget(self) -> PromptBudget:
+        """The LLM's prompt budget, read once (a server's window may cost a request to read)."""
+        if self._prompt_budget is None:
+            self._prompt_budget = PromptBudget.for_llm(self.llm, self.settings.max_answer_tokens)
+        return self._prompt_budget
 
     @property
     def has_llm(self) -> bool:
@@ -91,6 +98,7 @@ class Assistant:
         other = copy.copy(self)
         other.settings = self.settings.with_(backend=backend)
         other._llm = None
+        other._prompt_budget = None
         return other
 
     @property
@@ -106,7 +114,7 @@ class Assistant:
         ``metadata``, e.g. from a LlamaHub reader). A document is known by its ``id_``, listed
         with it as its source, and replaced only when its text or title changed.
         """
-        items = [p if hasattr(p, "id_") and hasattr(p, "text") else Path(p) for p in paths]
+        items = [p if is_text_document(p) else Path(p) for p in paths]
         return ingest(self.index, items, progress=progress, rebuild=rebuild, wait=wait)
 
     def remove(self, target: str, wait: float = 0, folder: bool = False) -> list[str]:
@@ -192,7 +200,7 @@ class Assistant:
             yield final(text, False, hits, marks)
             return
         # only what fits the model's window is shown, and only what is shown can be cited
-        budget = PromptBudget.for_llm(self.llm, self.settings.max_answer_tokens)
+        budget = self._budget()
         shown = fit_passages(query, hits, budget)
         if shown != hits:
             hits, ev = shown, self._evidence(query, shown, docs_by_id)
@@ -304,9 +312,8 @@ class Assistant:
     def similarity(self, query: str):
         """Cosine similarity of ``query`` to each of a list of texts, with the retrieval embedder."""
         def similarity(texts: list[str]) -> list[float]:
-            vectors = self.embedder.embed([query] + texts)
-            q = vectors[0]
-            return [float(sum(a * b for a, b in zip(q, v))) for v in vectors[1:]]
+            q = self.retriever.query_vector(query)
+            return [float(sum(a * b for a, b in zip(q, v))) for v in self.embedder.embed(texts)]
 
         return similarity
 
@@ -348,7 +355,7 @@ class Assistant:
             yield extractive
             yield final(extractive, False, hits, marks, kind=kind)
             return
-        budget = PromptBudget.for_llm(self.llm, self.settings.max_answer_tokens)
+        budget = self._budget()
         shown = fit_passages(SUMMARY_PROMPT, hits, budget)
         messages = build_messages(SUMMARY_PROMPT, shown)
         raw = ""

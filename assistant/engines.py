@@ -28,8 +28,6 @@ from assistant.answer import Answer, Citation
 
 # What a node tells a llama-index LLM besides its text (the rest is for programs, not prompts).
 LLM_METADATA = ("source", "title", "page")
-PASSAGE_METADATA = ("source", "title", "page", "doc_id", "chunk_id")
-ANSWER_METADATA = ("n", "cited", "highlights", "answer_spans")
 
 
 def citation_node(c: Citation, answer: bool = True) -> NodeWithScore:

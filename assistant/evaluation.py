@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Callable
 
 from assistant.answer import Answer
-from index.chunking import sentence_spans
+from index.sentences import sentence_spans
 
 LEAD_WORDS = 30  # an answer is right when a gold answer lies within its first 30 words
 LEAD_SPAN_WORDS = 12  # "<span> — ..." counts as a leading span when the span has at most 12 words

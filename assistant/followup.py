@@ -24,7 +24,6 @@ HISTORY_TURNS = 6  # messages looked back at
 _PERSONAL = {"he": "", "him": "", "his": "'s", "she": "", "her": "", "hers": "'s", "himself": "", "herself": ""}
 _THING = {"it": "", "its": "'s", "itself": ""}
 _PLURAL = {"they": "", "them": "", "their": "'s", "theirs": "'s", "themselves": ""}
-_DEMONSTRATIVE = {"this": "", "that": "", "these": "", "those": ""}
 _PRONOUN = re.compile(r"\b(" + "|".join(sorted({**_PERSONAL, **_THING, **_PLURAL}, key=len, reverse=True))
                       + r")\b", re.I)
 _BARE_DEMONSTRATIVE = re.compile(r"\b(this|that|these|those)\b(?!\s+[a-z]+\b(?<!\bis\b))", re.I)

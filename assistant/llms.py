@@ -20,7 +20,7 @@ from llama_index.core.llms import (ChatMessage, ChatResponse, ChatResponseGen, C
                                    CompletionResponseGen, CustomLLM, LLMMetadata, MessageRole)
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 
-from assistant.models import ABANDON_AFTER, LLMError, _load_llama, _lock_for, prepared_model_path
+from assistant.models import ABANDON_AFTER, DEFAULT_CONTEXT, LLMError, _load_llama, _lock_for, prepared_model_path
 
 _BUFFER = 16  # generated pieces held for a slow reader before generation waits for it
 DEFAULT_MAX_TOKENS = 160  # tokens per answer when a call does not say (Settings.max_answer_tokens)
@@ -198,7 +198,7 @@ def _plain(messages: Sequence[ChatMessage]) -> list[dict]:
 
 
 def server_llm(url: str, model: str = "default", api_key: str | None = None,
-               context_window: int = 8192, max_tokens: int = DEFAULT_MAX_TOKENS,
+               context_window: int = DEFAULT_CONTEXT, max_tokens: int = DEFAULT_MAX_TOKENS,
                timeout: float = SERVER_TIMEOUT):
     """llama-index's ``OpenAILike`` for a server speaking OpenAI's chat API (Ollama, vLLM,
     llama.cpp's server), at temperature 0, with retries and a timeout.

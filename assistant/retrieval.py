@@ -47,6 +47,17 @@ class Retriever:
     def __init__(self, index: Index, candidates: int = CANDIDATES):
         self.index = index
         self.candidates = candidates
+        self._last_query: tuple[str, list[float]] | None = None
+
+    def query_vector(self, query: str) -> list[float]:
+        """The embedding of ``query``; the last one is kept, since the evidence check asks
+        for the vector of the question just searched."""
+        last = self._last_query
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = self.index.embedder.embed([query])[0]
+        self._last_query = (query, vector)
+        return vector
 
     def warm_up(self) -> None:
         """Load the stemmer and read the keyword index once, so the first question is quick."""
@@ -69,7 +80,7 @@ class Retriever:
             Hits, best first.
         """
         n = max(self.candidates, k)
-        vector = self.index.embedder.embed([query])[0]
+        vector = self.query_vector(query)
         dense = self.index.store.query(vector, n, doc_ids=doc_ids)
         similarity = dict(dense)
         catalog = self.index.catalog

@@ -104,14 +104,15 @@ def _line_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     if not _MAY_END.search(line):
         return [(start, end)]
     # sentencex treats a newline as a boundary; joined soft wraps must read as spaces
-    pieces = _segment(line.replace("\n", " "))
+    flat = line.replace("\n", " ")
+    pieces = _segment(flat)
     spans: list[tuple[int, int]] = []
     pos = 0
     for piece in pieces:
         stripped = piece.strip()
         if not stripped:
             continue
-        found = line.replace("\n", " ").find(stripped, pos)
+        found = flat.find(stripped, pos)
         if found < 0:  # the segmenter changed the text: keep the rest whole
             break
         spans.append((found, found + len(stripped)))
