@@ -16,7 +16,8 @@ from typing import Iterator
 from assistant import followup, overview
 from assistant.answer import ABSTAIN_TEXT, Answer, Marks, check_claims, finalize, make_citations, quote
 from assistant.config import MODES, Settings, check_k
-from assistant.evidence import Evidence, Passage, evidence, idf_weights
+from assistant.evidence import (ANSWER_THRESHOLD, FOLLOWUP_ANSWER_THRESHOLD, Evidence, Passage, evidence,
+                                idf_weights)
 from assistant.models import llm_name, make_embedder, make_llm, stream_text
 from assistant.prompt import PromptBudget, build_messages, fit_passages
 from assistant.retrieval import Hit, Retriever
@@ -203,7 +204,7 @@ class Assistant:
         budget = self._budget()
         shown = fit_passages(query, hits, budget)
         if shown != hits:
-            hits, ev = shown, self._evidence(query, shown, docs_by_id)
+            hits, ev = shown, self._evidence(query, shown, docs_by_id, ev.threshold)
             texts = [h.chunk.text for h in hits]
         raw = ""
         for piece in stream_text(self.llm, build_messages(query, hits), self.settings.max_answer_tokens):
@@ -218,7 +219,8 @@ class Assistant:
         """The ``k`` passages an answer is given, and their evidence: ``CANDIDATE_PASSAGES`` are
         retrieved and read, and ``choose_passages`` picks which to show."""
         candidates = self._candidates(query, max(k, CANDIDATE_PASSAGES), doc_ids, history)
-        ev = self._evidence(query, candidates, docs_by_id)
+        threshold = FOLLOWUP_ANSWER_THRESHOLD if history else ANSWER_THRESHOLD
+        ev = self._evidence(query, candidates, docs_by_id, threshold)
         order = choose_passages(len(candidates), k, ev)
         return [candidates[i] for i in order], ev.only(order)
 
@@ -294,9 +296,10 @@ class Assistant:
                            fits=self.embedder.fits)
 
     # evidence ---------------------------------------------------------------
-    def _evidence(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document]) -> Evidence:
+    def _evidence(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document],
+                  threshold: float = ANSWER_THRESHOLD) -> Evidence:
         """Score every sentence of ``hits`` against the question (``assistant.evidence``)."""
-        return evidence(query, self.passages(hits, docs_by_id), self.idf, self.similarity(query))
+        return evidence(query, self.passages(hits, docs_by_id), self.idf, self.similarity(query), threshold)
 
     def passages(self, hits: list[Hit], docs_by_id: dict[str, Document]) -> list[Passage]:
         """What the evidence reads of each hit: its text, title and the sections it sits in."""

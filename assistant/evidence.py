@@ -41,6 +41,10 @@ ANSWER_WEIGHTS = {"bias": -6.86, "coverage": 1.57, "context_coverage": 4.42, "de
 # Confidence needed to answer: on the SQuAD dev split, the highest threshold refusing at most
 # 5% of answerable questions (4.2%; docs/evaluation.md, "Abstention").
 ANSWER_THRESHOLD = 0.3
+# In a conversation, the passages come first from the document being discussed and a follow-up
+# names little of what it asks about ("What color was it?"), so less is needed (tuned on the
+# CoQA dev stories; docs/evaluation.md, "Conversations").
+FOLLOWUP_ANSWER_THRESHOLD = 0.1
 # In auto mode, a confidence this high is quoted without asking the LLM (tuned on the dev splits).
 QUOTE_THRESHOLD = 0.3
 DENSE_CANDIDATES = 12  # sentences embedded per question (the best by the other features)
@@ -90,13 +94,14 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Candidate sentences best first, the confidence that they answer, and names of the
-    question no passage mentions."""
+    """Candidate sentences best first, the confidence that they answer, names of the
+    question no passage mentions, and the confidence needed to answer."""
 
     question: Question
     sentences: list[Sentence]
     confidence: float = 0.0
     missing: list[str] = field(default_factory=list)
+    threshold: float = ANSWER_THRESHOLD
 
     @property
     def score(self) -> float:
@@ -104,7 +109,7 @@ class Evidence:
 
     @property
     def answerable(self) -> bool:
-        return bool(self.sentences) and not self.missing and self.confidence >= ANSWER_THRESHOLD
+        return bool(self.sentences) and not self.missing and self.confidence >= self.threshold
 
     @property
     def strong(self) -> bool:
@@ -114,7 +119,7 @@ class Evidence:
         """The evidence restricted to some passages, renumbered in the order given."""
         position = {h: i for i, h in enumerate(hits)}
         kept = [_renumber(s, position[s.hit]) for s in self.sentences if s.hit in position]
-        return Evidence(self.question, kept, self.confidence if kept else 0.0, self.missing)
+        return Evidence(self.question, kept, self.confidence if kept else 0.0, self.missing, self.threshold)
 
 
 def _renumber(s: Sentence, hit: int) -> Sentence:
@@ -358,7 +363,8 @@ def gather(question: str, passages: Sequence[Passage], idf: Callable[[Sequence[s
 
 
 def evidence(question: str, passages: Sequence[Passage], idf: Callable[[Sequence[str]], dict[str, float]],
-             similarity: Callable[[list[str]], list[float]] | None = None) -> Evidence:
+             similarity: Callable[[list[str]], list[float]] | None = None,
+             threshold: float = ANSWER_THRESHOLD) -> Evidence:
     """Score the sentences of ``passages`` (best retrieval rank first) against ``question``.
 
     Args:
@@ -367,6 +373,7 @@ def evidence(question: str, passages: Sequence[Passage], idf: Callable[[Sequence
         idf: term → IDF for the question's terms (from the index).
         similarity: cosine similarity of the question to each of a list of sentences (the
             retrieval embedder); None leaves the dense features out (tests).
+        threshold: the confidence needed to answer (lower for a follow-up in a conversation).
 
     Returns:
         The evidence: candidate sentences best first, the confidence, missing names.
@@ -379,7 +386,7 @@ def evidence(question: str, passages: Sequence[Passage], idf: Callable[[Sequence
     if owned_by_others(question, passages):
         confidence = 0.0
     missing = missing_names(q, [p.text for p in passages], [p.title or "" for p in passages])
-    return Evidence(q, sentences, confidence, missing)
+    return Evidence(q, sentences, confidence, missing, threshold)
 
 
 def names_near(question: Question, near: set[str]) -> float:

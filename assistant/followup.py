@@ -99,20 +99,45 @@ def antecedent(pronoun: str, history: list[dict]) -> str | None:
     turns = _turns(history)
     if p in _PERSONAL:
         for _, text in turns:
-            names = [n for n in _names(text) if len(n.split()) <= 4]
+            names = [n for n in _names(text) if len(n.split()) <= 4 and " and " not in n]
             if names:
                 return names[0] if len(names) == 1 else max(names, key=lambda n: (len(n.split()) > 1, -text.find(n)))
         return None
-    for role, text in turns:
+    for i, (role, text) in enumerate(turns):
         if role == "user":
             found = _names(text) or _phrases(text)
             if found:
                 return found[0]
         else:
-            short = len(text.split()) <= 6  # a short answer is itself the thing ("a mouse")
-            if short and terms(text):
-                return text.rstrip(".!")
+            question = next((t for r, t in turns[i + 1:] if r == "user"), "")
+            if _names_a_thing(text, question, plural=p in _PLURAL):
+                return text.rstrip(".!,;")
     return None
+
+
+_NOT_A_THING = re.compile(
+    r"^\W*(yes|no|unknown|not|to|so|because|by|when|while|after|before|since|until|about|on|in|at|into|with|"
+    r"for|from|through|under|over|near|very|too|just|only|\w+ing)\b|"
+    r"\b(days?|weeks?|months?|years?|hours?|minutes?|seconds?|o'clock|ago|morning|evening|night|early|late|"
+    r"\w+n't|he's|she's|it's|that's|they're|\d+)\b", re.I)
+
+
+def _names_a_thing(answer: str, question: str, plural: bool) -> bool:
+    """Whether a short answer is itself the thing a later "it"/"they" means ("a mouse" after
+    "Who is the most famous mouse?"), not a time, a place, a yes or a clause ("a week",
+    "on his shoulder", "yes", "keep them all night"): only an answer to a what/which/who
+    question, at most six words, with "they" also a plural ("the Stanhopes", "Sam and Tom")."""
+    words = answer.split()
+    if not words or len(words) > 6 or not terms(answer) or _NOT_A_THING.search(answer):
+        return False
+    if not re.match(r"^\W*(\w+\s+)?(what|which|who|whom)\b", question, re.I):
+        return False
+    if not plural and re.match(r"^\W*(\w+\s+)?(who|whom)\b", question, re.I):
+        return False  # "it" is not the person a "who" question was answered with
+    if plural:
+        last = words[-1].lower().strip(".,;!")
+        return " and " in answer or (last.endswith("s") and not last.endswith(("ss", "us", "is")))
+    return True
 
 
 def topic(history: list[dict], exclude: set[str]) -> list[str]:

@@ -7,6 +7,8 @@ import pytest
 from assistant import followup, overview
 from assistant.answer import check_claims, clean_markers, quote, supporting_sentence, trim_to_question
 from assistant.evidence import (
+    ANSWER_THRESHOLD,
+    FOLLOWUP_ANSWER_THRESHOLD,
     Passage,
     bigram_share,
     coverage,
@@ -131,6 +133,17 @@ def test_evidence_prefers_the_sentence_that_answers():
     assert ev.sentences == [] and not ev.answerable
 
 
+def test_a_follow_up_needs_less_confidence_than_a_question_on_its_own():
+    passages = [Passage("The car was parked by the river. It was painted a deep red.", "Cars")]
+    similar = lambda texts: [0.3] * len(texts)  # noqa: E731 (as the embedder might find them)
+    alone = evidence("What color was it painted?", passages, flat_idf, similar)
+    follow_up = evidence("What color was it painted?", passages, flat_idf, similar, FOLLOWUP_ANSWER_THRESHOLD)
+    assert alone.confidence == follow_up.confidence
+    assert FOLLOWUP_ANSWER_THRESHOLD <= alone.confidence < ANSWER_THRESHOLD  # too little said to answer alone
+    assert follow_up.answerable and not alone.answerable
+    assert follow_up.only([0]).answerable
+
+
 def test_code_and_terms_are_cited_not_quoted():
     text = "os.cpu_count()\nReturn the number of CPUs in the system.\n\n$ nproc --all\n"
     passage = Passage(text, "os", ((0, 14, "term", "os.cpu_count()"), (57, 70, "code", "$ nproc --all")))
@@ -204,6 +217,27 @@ def test_a_pronoun_is_replaced_by_its_antecedent():
     mouse = [{"role": "user", "content": "who is the most famous mouse?"},
              {"role": "assistant", "content": "Mickey Mouse"}]
     assert followup.rewrite("about when was he created?", mouse) == "about when was Mickey Mouse created?"
+
+
+@pytest.mark.parametrize("previous, answer", [
+    ("Did he find the perfect costume?", "yes"),  # a yes is not a thing
+    ("How long did the girl have to write her letter?", "a week"),  # a time
+    ("Where did he put the bundle?", "on his shoulder"),  # a place said as a clause
+    ("What did they think Mrs. Stanhope would do?", "keep them all night"),  # an action
+    ("Who wrote the letter?", "Joe Carter"),  # a person is not "it"
+])
+def test_an_answer_that_is_not_a_thing_is_not_what_it_means(previous, answer):
+    history = [{"role": "user", "content": previous}, {"role": "assistant", "content": answer}]
+    assert f"did {answer} happen" not in (followup.rewrite("Why did it happen?", history) or "")
+
+
+def test_a_short_answer_naming_a_thing_is_what_it_or_they_mean():
+    fish = [{"role": "user", "content": "What did she finally decide to get?"},
+            {"role": "assistant", "content": "a fish"}]
+    assert followup.rewrite("What color was it?", fish) == "What color was a fish?"
+    friends = [{"role": "user", "content": "Who were his friends?"},
+               {"role": "assistant", "content": "Sam, Mark and David."}]
+    assert followup.rewrite("What did they prefer to do?", friends) == "What did Sam, Mark and David prefer to do?"
 
 
 def test_a_question_naming_nothing_gets_the_topic_and_stays_short():
