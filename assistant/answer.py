@@ -26,6 +26,8 @@ ABSTAIN_TEXT = "The documents do not contain an answer to this question."
 # A quote longer than this many words is cut to the part around the question's words: a reader
 # sees what was asked within the first words (SQuAD dev: answers right 0.642 → 0.667 at 30).
 QUOTE_WORDS = 30
+# ...but never cut below this many words, whatever leads it.
+MIN_QUOTE_WORDS = 12
 # A second sentence is added to a quote when the first is shorter than this and the second
 # scores at least SECOND_SHARE of the first (SQuAD dev: +1.2 points answers right).
 SHORT_QUOTE_WORDS = 18
@@ -187,7 +189,8 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
             cut = _last_words(text[b0:b1], BEFORE_WORDS)
             before = ("… " if cut else "") + _squash(text[b0 + cut:b1]) + " "
             marks.add(n, b0 + cut, b1)
-        a, b = trim_to_question(s.text, asked)
+        said = len(f"{lead}{label}{before}".split()) if i == 0 else 0
+        a, b = trim_to_question(s.text, asked, max(MIN_QUOTE_WORDS, QUOTE_WORDS - said - 2))
         body = ("… " if a > 0 else "") + _squash(s.text[a:b]) + (" …" if b < len(s.text) else "")
         marks.add(n, s.start + a, s.start + b)
         parts.append(f"{lead}{label}{before}{body} [{n}]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from assistant import followup, overview
-from assistant.answer import check_claims, clean_markers, quote, supporting_sentence, trim_to_question
+from assistant.answer import QUOTE_WORDS, check_claims, clean_markers, quote, supporting_sentence, trim_to_question
 from assistant.evidence import (
     ANSWER_THRESHOLD,
     FOLLOWUP_ANSWER_THRESHOLD,
@@ -170,6 +170,16 @@ def test_a_long_sentence_is_cut_around_the_question_words():
     a, b = trim_to_question(sentence, {"ministri", "join"}, words=10)
     assert "ministry joined" in sentence[a:b] and len(sentence[a:b].split()) == 10
     assert trim_to_question("Short one.", {"x"}) == (0, 10)
+
+
+def test_a_cut_quote_fits_the_first_words_with_what_leads_it():
+    filler = " ".join(f"w{i}" for i in range(40))
+    text = f"{filler} and the lighthouse at Hollowmere was first lit on 3 March 1871 after {filler}."
+    ev = evidence("When was the Hollowmere lighthouse first lit?", [Passage(text)], flat_idf)
+    answer, _ = quote(ev, [text])
+    assert answer.startswith("3 March 1871 — … ") and answer.endswith(" … [1]")
+    assert len(answer.split()) - 1 <= QUOTE_WORDS  # a reader's first QUOTE_WORDS words hold it all
+    assert "lighthouse at Hollowmere was first lit on 3 March 1871" in answer
 
 
 def test_a_leaning_sentence_brings_the_one_before():
