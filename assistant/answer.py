@@ -23,10 +23,11 @@ from index.terms import terms
 ANSWER_VERSION = 2  # 2: Answer.kind, Citation.answer_spans (issue #11)
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
 
-# A quote longer than this many words is cut to the part around the question's words: a reader
-# sees what was asked within the first words (SQuAD dev: answers right 0.642 → 0.667 at 30).
+# A quote longer than this many words, with what leads it (the answer span, a label, the
+# sentence it leans on, "…"), is cut to the part around the question's words: a reader sees
+# what was asked within the first words (SQuAD dev: answers right 0.642 → 0.667 at 30).
 QUOTE_WORDS = 30
-# ...but never cut below this many words, whatever leads it.
+# ...but the sentence itself is never cut below this many words, whatever leads it.
 MIN_QUOTE_WORDS = 12
 # A second sentence is added to a quote when the first is shorter than this and the second
 # scores at least SECOND_SHARE of the first (SQuAD dev: +1.2 points answers right).
