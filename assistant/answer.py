@@ -170,7 +170,8 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
     chosen = [best]
     if len(best.text.split()) < SHORT_QUOTE_WORDS and len(ev.sentences) > 1:
         second = ev.sentences[1]
-        if second.score >= SECOND_SHARE * best.score and second.before is None:
+        repeats = second.hit == best.hit and (second.start, second.end) == best.before  # already leads it
+        if second.score >= SECOND_SHARE * best.score and second.before is None and not repeats:
             chosen.append(second)
     marks = Marks()
     parts: list[str] = []

@@ -187,6 +187,12 @@ def test_a_leaning_sentence_brings_the_one_before():
     ev = evidence("What disappeared during the great storm?", [Passage(text)], flat_idf)
     answer, _ = quote(ev, [text])
     assert answer.startswith("The Marigold sank in 1923. It disappeared")
+    text = "One day, his old grandpa was watching the boy. His old grandpa coughed and smiled."
+    similar = lambda texts: [0.7 if t.startswith("His") else 0.6 for t in texts]  # noqa: E731
+    ev = evidence("What did the old grandpa do?", [Passage(text)], flat_idf, similar)
+    assert ev.sentences[0].text.startswith("His") and ev.sentences[1].score >= 0.8 * ev.sentences[0].score
+    answer, _ = quote(ev, [text])
+    assert answer == f"{text} [1]"  # the sentence it leans on is not quoted again as the second one
 
 
 # ----------------------------------------------------------------------------- claims
