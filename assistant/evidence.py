@@ -43,9 +43,10 @@ ANSWER_WEIGHTS = {"bias": -6.86, "coverage": 1.57, "context_coverage": 4.42, "de
 ANSWER_THRESHOLD = 0.3
 # In a conversation, the passages come first from the document being discussed and a follow-up
 # names little of what it asks about ("What color was it?"), so less is needed (tuned on the
-# CoQA dev stories; docs/evaluation.md, "Conversations").
+# CoQA dev stories; docs/answers.md).
 FOLLOWUP_ANSWER_THRESHOLD = 0.1
-# In auto mode, a confidence this high is quoted without asking the LLM (tuned on the dev splits).
+# In auto mode, a confidence this high (or the lower threshold of a follow-up) is quoted without
+# asking the LLM (tuned on the dev splits).
 QUOTE_THRESHOLD = 0.3
 DENSE_CANDIDATES = 12  # sentences embedded per question (the best by the other features)
 REQUIRED_KINDS = (DATE, NUMBER)  # only sentences holding one can answer such a question
@@ -113,7 +114,7 @@ class Evidence:
 
     @property
     def strong(self) -> bool:
-        return self.answerable and self.confidence >= QUOTE_THRESHOLD
+        return self.answerable and self.confidence >= min(QUOTE_THRESHOLD, self.threshold)
 
     def only(self, hits: Sequence[int]) -> "Evidence":
         """The evidence restricted to some passages, renumbered in the order given."""

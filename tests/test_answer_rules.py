@@ -141,6 +141,7 @@ def test_a_follow_up_needs_less_confidence_than_a_question_on_its_own():
     assert alone.confidence == follow_up.confidence
     assert FOLLOWUP_ANSWER_THRESHOLD <= alone.confidence < ANSWER_THRESHOLD  # too little said to answer alone
     assert follow_up.answerable and not alone.answerable
+    assert follow_up.strong  # quoted in auto mode, as any answerable question is, without asking the LLM
     assert follow_up.only([0]).answerable
 
 
