@@ -123,10 +123,11 @@ _NOT_A_THING = re.compile(
 
 
 def _names_a_thing(answer: str, question: str, plural: bool) -> bool:
-    """Whether a short answer is itself the thing a later "it"/"they" means ("a mouse" after
-    "Who is the most famous mouse?"), not a time, a place, a yes or a clause ("a week",
-    "on his shoulder", "yes", "keep them all night"): only an answer to a what/which/who
-    question, at most six words, with "they" also a plural ("the Stanhopes", "Sam and Tom")."""
+    """Whether a short answer is itself the thing a later "it"/"they" means ("a fish" after
+    "What did she decide to get?"), not a time, a place, a yes or a clause ("a week", "on
+    his shoulder", "yes", "keep them all night"): only an answer to a what/which question
+    (or, for "they", a who question), at most six words, with "they" also a plural ("the
+    Stanhopes", "Sam and Tom")."""
     words = answer.split()
     if not words or len(words) > 6 or not terms(answer) or _NOT_A_THING.search(answer):
         return False
