@@ -175,6 +175,27 @@ def test_a_follow_up_is_rewritten_from_the_previous_answer_and_answered(bot):
     assert not follow.abstained and "monday" in follow.answer.lower()
 
 
+LIGHTHOUSE_TALK = [{"role": "user", "content": "When was Hollowmere Lighthouse first lit?"},
+                   {"role": "assistant", "content": "3 March 1871 [1]"}]
+
+
+def test_a_follow_up_stays_in_the_conversations_document(bot):
+    # no word of it is in the lighthouse's log, yet that is what the user is reading about
+    follow = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK)
+    assert not follow.abstained
+    assert {c.source for c in follow.citations} == {"lighthouse.txt"}
+
+
+@pytest.mark.parametrize("question, source, fact", [
+    ("Which platform did the ministry join?", "seed.txt", "WeChat"),
+    ("What is the capital of Belgium?", "belgium.md", "Brussels"),
+])
+def test_a_follow_up_on_another_subject_is_answered_from_its_document(bot, question, source, fact):
+    follow = bot.chat(question, history=LIGHTHOUSE_TALK)
+    assert not follow.abstained and fact.lower() in follow.answer.lower()
+    assert any(c.source == source and fact.lower() in c.text.lower() for c in follow.citations)
+
+
 def test_empty_index_says_so(tmp_path, embedder):
     bot = Assistant(Settings.from_env(index_dir=tmp_path / "empty", backend="none"), embedder=embedder)
     answer = bot.ask("Anything?")
