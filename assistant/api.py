@@ -261,10 +261,11 @@ class Assistant:
         return everywhere, ev_all
 
     def _conversation_document(self, history: list[dict], doc_ids: list[str] | None) -> str | None:
-        """The document the conversation so far is about: the best match for its recent
-        messages, questions and answers together (at most ``CONVERSATION_WORDS`` words)."""
+        """The document the conversation so far is about: the best match for its last
+        ``CONVERSATION_WORDS`` words, questions and answers together, however many turns they
+        span (CoQA dev follow-ups: the story found 0.897 from the last six messages, 0.981 so)."""
         words = []
-        for m in reversed(history[-followup.HISTORY_TURNS:]):
+        for m in reversed(history):
             words = followup.plain(m.get("content", "")).split() + words
             if len(words) >= CONVERSATION_WORDS:
                 break

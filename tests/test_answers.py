@@ -184,6 +184,10 @@ def test_a_follow_up_stays_in_the_conversations_document(bot):
     follow = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK)
     assert not follow.abstained
     assert {c.source for c in follow.citations} == {"lighthouse.txt"}
+    # short turns since do not make it forget what the conversation is about
+    chatter = [{"role": "user", "content": "Really?"}, {"role": "assistant", "content": "Yes."}] * 4
+    follow = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK + chatter)
+    assert {c.source for c in follow.citations} == {"lighthouse.txt"}
 
 
 @pytest.mark.parametrize("question, source, fact", [
