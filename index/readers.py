@@ -698,8 +698,8 @@ class _HtmlWriter:
                 self.length += len(sep)
         self.breaks, self.space = 0, False
         for capture in self.open:
-            if capture[2] is None:
-                capture[2] = self.length
+            if capture[2] is None:  # a heading's span starts at its first character, not at a <pre>'s indent
+                capture[2] = self.length + len(s) - len(s.lstrip())
         self.parts.append(s)
         self.length += len(s)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from index.readers import ReadError, read
@@ -473,6 +473,7 @@ _HTML_PIECES = st.sampled_from([
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pieces=st.lists(_HTML_PIECES | st.text(max_size=10), max_size=40))
+@example(pieces=["<h1>", "<pre>", "  spaced  words "])  # a heading whose text is an indented <pre>
 def test_html_sections_hold_for_any_markup(tmp_path, pieces):
     path = tmp_path / "any.html"
     path.write_text("".join(pieces), encoding="utf-8")
