@@ -178,6 +178,7 @@ class Assistant:
         if not self.has_llm:
             mode = "extractive"
         doc_ids = self.doc_ids(docs)
+        history = followup.check_history(history)
         rewritten = followup.rewrite(question, history) if history else None
         query = (rewritten or question)[:MAX_QUESTION_CHARS]
         docs_by_id = {d.doc_id: d for d in self.documents()}
@@ -266,7 +267,7 @@ class Assistant:
         span (CoQA dev follow-ups: the story found 0.897 from the last six messages, 0.981 so)."""
         words = []
         for m in reversed(history):
-            words = followup.plain(m.get("content", "")).split() + words
+            words = followup.plain(m.get("content") or "").split() + words
             if len(words) >= CONVERSATION_WORDS:
                 break
         if not words:

@@ -78,6 +78,24 @@ def _phrases(text: str) -> list[str]:
     return out
 
 
+def check_history(history) -> list[dict]:
+    """The conversation as given, or a ``ValueError`` saying what is wrong with it.
+
+    A conversation is a list of ``{"role": "user" | "assistant", "content": text}``
+    messages, oldest first; a message without content is allowed (and skipped).
+    """
+    if history is None:
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise ValueError("history must be a list of {'role': ..., 'content': ...} messages, "
+                         f"not {type(history).__name__}")
+    for i, m in enumerate(history):
+        if not isinstance(m, dict) or not isinstance(m.get("content") or "", str):
+            raise ValueError(f"history[{i}] must be a {{'role': ..., 'content': text}} message, "
+                             f"not {m!r:.80}")
+    return list(history)
+
+
 def _turns(history: list[dict]) -> list[tuple[str, str]]:
     """(role, text) of the recent messages, most recent first."""
     recent = [m for m in history if m.get("content")][-HISTORY_TURNS:]

@@ -200,6 +200,21 @@ def test_a_follow_up_on_another_subject_is_answered_from_its_document(bot, quest
     assert any(c.source == source and fact.lower() in c.text.lower() for c in follow.citations)
 
 
+@pytest.mark.parametrize("history, says", [
+    ("Which platform?", "history must be a list"),
+    (["Which platform?"], r"history\[0\] must be"),
+    ([{"role": "user", "content": "Which platform?"}, {"role": "assistant", "content": 5}], r"history\[1\]"),
+])
+def test_a_malformed_history_is_refused_with_what_is_wrong(bot, history, says):
+    with pytest.raises(ValueError, match=says):
+        bot.chat("When did it join?", history=history)
+
+
+def test_a_message_without_content_is_skipped(bot):
+    history = [{"role": "user", "content": None}] + LIGHTHOUSE_TALK + [{"role": "assistant"}]
+    assert not bot.chat("When was it automated?", history=history).abstained
+
+
 def test_empty_index_says_so(tmp_path, embedder):
     bot = Assistant(Settings.from_env(index_dir=tmp_path / "empty", backend="none"), embedder=embedder)
     answer = bot.ask("Anything?")
