@@ -31,6 +31,9 @@ _THERE_THEN = re.compile(r"\b(there|then)\b", re.I)
 _NAME = re.compile(r"(?<![\w’'])(?:[A-Z][\w’'-]*)(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w’'-]*)*")
 _NOUN_PHRASE = re.compile(r"\b(?:the|a|an|this|that|his|her|their|its)\s+((?:[a-z][\w-]*\s+){0,2}[a-z][\w-]*)",
                           re.I)
+_AUXILIARY_BEFORE = re.compile(r"\b(did|does|do|will|would|can|could|should|might|may|must)\s+$", re.I)
+_ADJECTIVES = set("old young new little big small first last other next same whole great good bad long "
+                  "short tall poor rich".split())
 _WH = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do", "is",
        "was", "were", "are", "can", "could", "would", "will", "and", "but", "so", "the", "a", "an", "in",
        "on", "at", "for", "yes", "no", "ok", "okay", "i", "a", "also", "then"}
@@ -69,10 +72,16 @@ def _names(text: str) -> list[str]:
 
 
 def _phrases(text: str) -> list[str]:
-    """Noun phrases introduced by an article or possessive ("the ministry", "a mouse")."""
+    """Noun phrases introduced by an article or possessive ("the ministry", "a mouse").
+
+    After "did", "will", "can" … the phrase is the subject and a verb follows it ("did the
+    ministry join", "did the old man ask"): one noun, or two after a common adjective.
+    """
     out = []
     for m in _NOUN_PHRASE.finditer(text):
         words = [w for w in m.group(1).split() if w.lower() not in STOPWORDS]
+        if _AUXILIARY_BEFORE.search(text[:m.start()]):
+            words = words[:2] if words and words[0].lower() in _ADJECTIVES else words[:1]
         if words and not any(w.lower() in _WH for w in words):
             out.append("the " + " ".join(words))
     return out
@@ -90,7 +99,7 @@ def check_history(history) -> list[dict]:
         raise ValueError("history must be a list of {'role': ..., 'content': ...} messages, "
                          f"not {type(history).__name__}")
     for i, m in enumerate(history):
-        if not isinstance(m, dict) or not isinstance(m.get("content") or "", str):
+        if not isinstance(m, dict) or not isinstance(m.get("content", ""), (str, type(None))):
             raise ValueError(f"history[{i}] must be a {{'role': ..., 'content': text}} message, "
                              f"not {m!r:.80}")
     return list(history)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from assistant import followup, overview
-from assistant.answer import QUOTE_WORDS, check_claims, clean_markers, quote, supporting_sentence, trim_to_question
+from assistant.answer import (LEAD_CONFIDENCE, QUOTE_WORDS, check_claims, clean_markers, quote, supporting_sentence,
+                              trim_to_question)
 from assistant.evidence import (
     ANSWER_THRESHOLD,
     FOLLOWUP_ANSWER_THRESHOLD,
@@ -162,6 +165,9 @@ def test_a_quote_leads_with_the_span_and_marks_it():
     answer, marks = quote(ev, [text])
     assert answer == "3 March 1871 — The lighthouse at Hollowmere was first lit on 3 March 1871. [1]"
     assert [text[s:e] for s, e in marks.answers[1]] == ["3 March 1871"]
+    weak = dataclasses.replace(ev, confidence=LEAD_CONFIDENCE / 2, threshold=LEAD_CONFIDENCE / 4)
+    answer, marks = quote(weak, [text])  # a weak match names no answer, it only quotes
+    assert answer == f"{text} [1]" and not marks.answers
 
 
 def test_a_long_sentence_is_cut_around_the_question_words():
@@ -255,6 +261,17 @@ def test_a_short_answer_naming_a_thing_is_what_it_or_they_mean():
     friends = [{"role": "user", "content": "Who were his friends?"},
                {"role": "assistant", "content": "Sam, Mark and David."}]
     assert followup.rewrite("What did they prefer to do?", friends) == "What did Sam, Mark and David prefer to do?"
+
+
+@pytest.mark.parametrize("previous, question, rewritten", [
+    ("Which platform did the ministry join?", "When did it join?", "When did the ministry join"),
+    ("Where did the lion live?", "Was it happy?", "Was the lion happy?"),
+    ("What did the old man ask for?", "Did it work?", "Did the old man work?"),
+])
+def test_the_subject_of_a_did_question_is_the_noun_not_the_verb_after_it(previous, question, rewritten):
+    history = [{"role": "user", "content": previous},
+               {"role": "assistant", "content": "An answer that names nothing in particular, said at length [1]."}]
+    assert followup.rewrite(question, history).startswith(rewritten)
 
 
 def test_a_question_naming_nothing_gets_the_topic_and_stays_short():
