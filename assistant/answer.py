@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.evidence import Evidence, Sentence
+from assistant.evidence import FOLLOWUP_ANSWER_THRESHOLD, Evidence, Sentence
 from assistant.question import DATE, NAME, NUMBER, PERSON, PLACE
 from index.sentences import sentence_spans
 from index.terms import terms
@@ -38,6 +38,9 @@ SECOND_SHARE = 0.8
 BEFORE_WORDS = 10
 # Kinds of question whose answer span leads the quote ("1871 — The lighthouse ...").
 LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
+# Below this confidence (a follow-up answered from its conversation's document however weakly)
+# the sentence is quoted without naming a span of it as the answer.
+LEAD_CONFIDENCE = FOLLOWUP_ANSWER_THRESHOLD
 # A written sentence is supported when one sentence of a passage it cites holds every name and
 # number in it and at least this share of its other content words.
 CLAIM_SUPPORT = 0.6
@@ -162,7 +165,8 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
 
     The best sentence, cut to ``QUOTE_WORDS`` words around the question's words when
     longer ("…" where cut); led by the answer span when the question asks for a date, a
-    number or a name; named by the term or heading it describes when it does not say
+    number or a name and the confidence reaches ``LEAD_CONFIDENCE``; named by the term or
+    heading it describes when it does not say
     ("os.cpu_count(): Return the number of CPUs in the system."); preceded by the sentence
     it leans on ("It ..."); followed by the second best when it is short and nearly as good.
     """
@@ -180,7 +184,8 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
         n = s.hit + 1
         text = texts[s.hit]
         lead = ""
-        if i == 0 and s.span is not None and ev.question.kind in LEAD_KINDS:
+        leads = ev.question.kind in LEAD_KINDS and ev.confidence >= LEAD_CONFIDENCE
+        if i == 0 and s.span is not None and leads:
             a, b = s.span
             lead = _squash(s.text[a:b]) + " — "
             marks.add(n, s.start + a, s.start + b, answer=True)

@@ -31,13 +31,13 @@ MAX_QUESTION_CHARS = 2000
 # the best ranked, with the one holding the best sentence swapped in when it ranked lower
 # (SQuAD dev: the answer's passage among the shown 0.908 → 0.938 when read from 8).
 CANDIDATE_PASSAGES = 8
-# In a conversation, this many passages of the document it is about are read first
-# (CoQA dev follow-ups: the rationale among the 4 shown passages 0.713 → see docs/evaluation.md).
+# A follow-up is read in CANDIDATE_PASSAGES passages of the document the conversation is about
+# (the best match for its last CONVERSATION_WORDS words). When that document does not answer it
+# at the follow-up threshold, it is read again in all documents, this many of the conversation's
+# document's passages first, and another document answers it only when that one answers it this
+# plainly; otherwise the conversation's document answers at any confidence above zero. CoQA dev:
+# follow-ups right 0.313 → 0.375, answers citing another story 122 → 62 of 670 (docs/evaluation.md).
 CONVERSATION_PASSAGES = 4
-# A follow-up that its conversation's document does not answer at the follow-up threshold is
-# answered from another document only when that one answers it this plainly; otherwise from the
-# conversation's document at any confidence above zero (CoQA dev follow-ups right 0.313 → 0.361,
-# answers citing another story 122 → 86 of 670; docs/evaluation.md).
 CHANGED_SUBJECT_CONFIDENCE = 0.5
 CONVERSATION_DOCUMENT_THRESHOLD = 0.001
 CONVERSATION_WORDS = 120
@@ -225,7 +225,8 @@ class Assistant:
     def _select(self, query: str, k: int, doc_ids: list[str] | None, history: list[dict] | None,
                 docs_by_id: dict[str, Document]) -> tuple[list[Hit], Evidence]:
         """The ``k`` passages an answer is given, and their evidence: ``CANDIDATE_PASSAGES`` are
-        retrieved and read, and ``choose_passages`` picks which to show."""
+        retrieved and read (in a conversation, first those of the document it is about), and
+        ``choose_passages`` picks which to show."""
         n = max(k, CANDIDATE_PASSAGES)
         topic = self._conversation_document(history, doc_ids) if history else None
         if topic is None:
@@ -244,20 +245,21 @@ class Assistant:
         A follow-up is answered from that document when one of its sentences clears the
         follow-up threshold. Otherwise from any document that answers it plainly
         (``CHANGED_SUBJECT_CONFIDENCE``: the subject changed). Otherwise from the conversation's
-        document still, with its best sentence cited, unless the question names something that
-        document never mentions (then the whole index decides, and usually refuses).
+        document still, with its best sentence cited, unless its passages do not mention a name
+        the question asks about or hold no sentence that could answer (then all documents decide).
         """
-        inside = self.retriever.search(query, max(k, CONVERSATION_PASSAGES), [topic])
+        inside = self.retriever.search(query, n, [topic])
         ev = self._evidence(query, inside, docs_by_id, FOLLOWUP_ANSWER_THRESHOLD)
         if ev.answerable:
             return inside, ev
-        ids = {h.chunk.chunk_id for h in inside}
+        first = inside[:CONVERSATION_PASSAGES]
+        ids = {h.chunk.chunk_id for h in first}
         rest = [h for h in self.retriever.search(query, n, doc_ids) if h.chunk.chunk_id not in ids]
-        everywhere = (inside + rest)[:n]
+        everywhere = (first + rest)[:n]
         ev_all = self._evidence(query, everywhere, docs_by_id, FOLLOWUP_ANSWER_THRESHOLD)
         if ev_all.answerable and ev_all.confidence >= CHANGED_SUBJECT_CONFIDENCE:
             return everywhere, ev_all
-        if not ev.missing:
+        if not ev.missing and ev.sentences and ev.confidence >= CONVERSATION_DOCUMENT_THRESHOLD:
             return inside, dataclasses.replace(ev, threshold=CONVERSATION_DOCUMENT_THRESHOLD)
         return everywhere, ev_all
 

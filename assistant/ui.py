@@ -299,7 +299,7 @@ def _plain(content) -> str:
         return content
     if isinstance(content, list):  # gradio may hand back [{"type": "text", "text": ...}]
         return " ".join(c.get("text", "") for c in content if isinstance(c, dict))
-    return str(content)
+    return "" if content is None else str(content)
 
 
 # ----------------------------------------------------------------------------- gradio

@@ -187,7 +187,7 @@ def test_a_follow_up_stays_in_the_conversations_document(bot):
     # short turns since do not make it forget what the conversation is about
     chatter = [{"role": "user", "content": "Really?"}, {"role": "assistant", "content": "Yes."}] * 4
     follow = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK + chatter)
-    assert {c.source for c in follow.citations} == {"lighthouse.txt"}
+    assert not follow.abstained and {c.source for c in follow.citations} == {"lighthouse.txt"}
 
 
 @pytest.mark.parametrize("question, source, fact", [
@@ -200,10 +200,38 @@ def test_a_follow_up_on_another_subject_is_answered_from_its_document(bot, quest
     assert any(c.source == source and fact.lower() in c.text.lower() for c in follow.citations)
 
 
+def test_a_follow_up_after_a_change_of_subject_follows_the_new_subject(bot):
+    history = LIGHTHOUSE_TALK + [{"role": "user", "content": "Which platform did the ministry join?"},
+                                 {"role": "assistant", "content": "WeChat [1]"}]
+    follow = bot.chat("When did it join?", history=history)
+    assert not follow.abstained and "monday" in follow.answer.lower()
+    assert any(c.source == "seed.txt" and "Monday" in c.text for c in follow.citations)
+
+
+def test_a_change_of_subject_is_answered_even_after_a_long_document(tmp_path, embedder):
+    # the conversation's document has more passages than are shown: they must not crowd out the others
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    log = [f"In {1872 + i} the keeper of Hollowmere Lighthouse logged {3 + i % 7} gales and trimmed "
+           f"the wick {20 + i} times before the {('spring', 'summer', 'autumn', 'winter')[i % 4]} "
+           "inspection." for i in range(110)]
+    (folder / "log.txt").write_text("The Keeper's Log\n\n" + "\n\n".join(log), encoding="utf-8")
+    (folder / "seed.txt").write_text((ROOT / "seeds" / "mss-joins-wechat.txt").read_text("utf-8"), "utf-8")
+    bot = Assistant(Settings.from_env(index_dir=tmp_path / "index", backend="none"), embedder=embedder)
+    assert not bot.ingest([folder]).failed
+    history = [{"role": "user", "content": "How many gales did the keeper log in 1901?"},
+               {"role": "assistant", "content": "In 1901 the keeper of Hollowmere Lighthouse logged 4 gales [1]"}]
+    for k in (4, 10):
+        follow = bot.chat("Which platform did the ministry join?", history=history, k=k)
+        assert not follow.abstained and "wechat" in follow.answer.lower()
+        assert any(c.source == "seed.txt" and "WeChat" in c.text for c in follow.citations if c.cited)
+
+
 @pytest.mark.parametrize("history, says", [
     ("Which platform?", "history must be a list"),
     (["Which platform?"], r"history\[0\] must be"),
     ([{"role": "user", "content": "Which platform?"}, {"role": "assistant", "content": 5}], r"history\[1\]"),
+    ([{"role": "user", "content": []}], r"history\[0\]"),
 ])
 def test_a_malformed_history_is_refused_with_what_is_wrong(bot, history, says):
     with pytest.raises(ValueError, match=says):
@@ -212,7 +240,9 @@ def test_a_malformed_history_is_refused_with_what_is_wrong(bot, history, says):
 
 def test_a_message_without_content_is_skipped(bot):
     history = [{"role": "user", "content": None}] + LIGHTHOUSE_TALK + [{"role": "assistant"}]
-    assert not bot.chat("When was it automated?", history=history).abstained
+    follow = bot.chat("When was it automated?", history=history)
+    assert not follow.abstained and "1987" in follow.answer
+    assert any(c.source == "lighthouse.txt" and "1987" in c.text for c in follow.citations)
 
 
 def test_empty_index_says_so(tmp_path, embedder):
