@@ -234,11 +234,11 @@ class Assistant:
             threshold = FOLLOWUP_ANSWER_THRESHOLD if history else ANSWER_THRESHOLD
             ev = self._evidence(query, candidates, docs_by_id, threshold)
         else:
-            candidates, ev = self._follow_up(query, n, k, topic, doc_ids, docs_by_id)
+            candidates, ev = self._follow_up(query, n, topic, doc_ids, docs_by_id)
         order = choose_passages(len(candidates), k, ev)
         return [candidates[i] for i in order], ev.only(order)
 
-    def _follow_up(self, query: str, n: int, k: int, topic: str, doc_ids: list[str] | None,
+    def _follow_up(self, query: str, n: int, topic: str, doc_ids: list[str] | None,
                    docs_by_id: dict[str, Document]) -> tuple[list[Hit], Evidence]:
         """Passages and evidence for a question asked in a conversation about document ``topic``.
 
