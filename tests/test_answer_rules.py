@@ -87,6 +87,17 @@ def test_the_best_span_is_not_the_question_and_sits_near_its_words():
     assert best_span(analyse("What is the capital of Belgium?"), s) is None  # no kind: no span
 
 
+@pytest.mark.parametrize("question, sentence, span", [
+    ("Which platform did the ministry join?",
+     "By joining WeChat, the Ministry of State Security aims to tap into a vast network of users.", "WeChat"),
+    ("Which university did Tesla attend?",  # the noun asked for may be part of the answer
+     "Tesla attended the Graz University of Technology in Austria.", "Graz University of Technology"),
+])
+def test_a_span_repeating_the_question_is_not_the_answer_when_another_is_there(question, sentence, span):
+    a, b = best_span(analyse(question), sentence)
+    assert sentence[a:b].startswith(span)
+
+
 # ----------------------------------------------------------------------------- features
 def test_rare_words_weigh_more():
     idf = {"team": 0.5, "bronco": 4.0}
