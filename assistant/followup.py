@@ -91,7 +91,8 @@ def check_history(history) -> list[dict]:
     """The conversation as given, or a ``ValueError`` saying what is wrong with it.
 
     A conversation is a list of ``{"role": "user" | "assistant", "content": text}``
-    messages, oldest first; a message without content is allowed (and skipped).
+    messages, oldest first; a message without content is allowed (and skipped), and a
+    role's case does not matter ("User").
     """
     if history is None:
         return []
@@ -102,7 +103,7 @@ def check_history(history) -> list[dict]:
         if not isinstance(m, dict) or not isinstance(m.get("content", ""), (str, type(None))):
             raise ValueError(f"history[{i}] must be a {{'role': ..., 'content': text}} message, "
                              f"not {m!r:.80}")
-    return list(history)
+    return [{**m, "role": str(m.get("role") or "").lower()} for m in history]
 
 
 def _turns(history: list[dict]) -> list[tuple[str, str]]:

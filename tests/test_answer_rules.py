@@ -292,6 +292,15 @@ def test_a_question_naming_nothing_gets_the_topic_and_stays_short():
     assert len(out.split()) <= 2 * 1 + followup.MAX_EXTRA_WORDS
 
 
+def test_a_history_is_checked_and_its_roles_read_in_any_case():
+    history = [{"role": "User", "content": "Which platform did the ministry join?"},
+               {"role": "ASSISTANT", "content": "An answer that names nothing in particular, said at length."}]
+    assert followup.rewrite("When did it join?", followup.check_history(history)).startswith("When did the ministry")
+    assert followup.check_history(None) == []
+    with pytest.raises(ValueError, match=r"history\[0\]"):
+        followup.check_history([("user", "hi")])
+
+
 def test_a_standalone_question_is_left_alone():
     assert followup.rewrite("What is the capital of Belgium?", HISTORY) is None
     assert followup.rewrite("When did it join?", []) is None
