@@ -205,8 +205,10 @@ def missing_names(question: Question, passages: Sequence[str], titles: Sequence[
     for text in list(passages) + list(titles):
         known.update(terms(text))
         acronyms |= acronyms_in(text) | set(re.findall(r"\b[A-Z]{2,}\b", text))
+        known.update(str(v) for v in roman_numerals(text))  # "Class I" for "Class 1"
     missing = [w for w in question.salient
-               if not (set(terms(w)) <= known or (w.isupper() and w in acronyms))]
+               if not (set(terms(w)) <= known or (w.isupper() and w in acronyms)
+                       or str(roman_value(w)) in known)]
     if missing and acronyms_in(question.text) & acronyms:  # the question spells out an acronym found
         spelled = {w for w in re.findall(r"[A-Z][\w’'-]*", question.text)}
         missing = [w for w in missing if w not in spelled]
@@ -388,6 +390,41 @@ def evidence(question: str, passages: Sequence[Passage], idf: Callable[[Sequence
         confidence = 0.0
     missing = missing_names(q, [p.text for p in passages], [p.title or "" for p in passages])
     return Evidence(q, sentences, confidence, missing, threshold)
+
+
+_ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
+
+
+def roman_value(word: str) -> int | None:
+    """The value of a Roman numeral written the usual way ("XLVII" → 47), else None."""
+    if not word or any(ch not in _ROMAN for ch in word):
+        return None
+    total = 0
+    for a, b in zip(word, word[1:] + " "):
+        total += -_ROMAN[a] if b != " " and _ROMAN[b] > _ROMAN[a] else _ROMAN[a]
+    return total if total > 0 and _to_roman(total) == word else None
+
+
+def roman_numerals(text: str) -> list[int]:
+    """Values of the Roman numerals that follow a name in ``text`` ("Super Bowl XLVII",
+    "MHC Class I"); a lone "I" only mid-sentence, where it is not the pronoun ("Then I")."""
+    out = []
+    for m in re.finditer(r"(\S+\s+)?([A-Z][\w’'-]*)\s+([IVXLC]+)\b", text):
+        numeral, before = m.group(3), m.group(1)
+        if len(numeral) == 1 and (before is None or before.rstrip()[-1:] in ".!?:\"“"):
+            continue
+        if (value := roman_value(numeral)) is not None:
+            out.append(value)
+    return out
+
+
+def _to_roman(n: int) -> str:
+    out = ""
+    for value, numeral in ((100, "C"), (90, "XC"), (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"),
+                           (4, "IV"), (1, "I")):
+        while n >= value:
+            out, n = out + numeral, n - value
+    return out
 
 
 def names_near(question: Question, near: set[str]) -> float:

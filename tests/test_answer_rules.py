@@ -130,6 +130,16 @@ def test_names_near_and_missing_names():
                          ["The Ministry of State Security joined WeChat."], [""]) == []
 
 
+@pytest.mark.parametrize("question, passage, missing", [
+    ("What binds the MHC Class 1 receptor?", "The TCR binds the MHC Class I receptor of another cell.", []),
+    ("Who played in Super Bowl XLVII?", "Super Bowl 47 was played in New Orleans.", []),
+    ("When did World War 3 end?", "World War II ended in 1945.", ["3"]),
+    ("What happened in 1 week?", "Then I went home.", ["1"]),  # the pronoun is not a numeral
+])
+def test_a_roman_numeral_is_its_number(question, passage, missing):
+    assert missing_names(analyse(question), [passage], [""]) == missing
+
+
 def test_evidence_prefers_the_sentence_that_answers():
     passages = [
         Passage("Belgium lies to the north of France. Its capital is Brussels, home to the Commission. "
