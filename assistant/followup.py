@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from assistant.question import analyse
+from assistant.spans import CALENDAR_WORD
 from index.terms import STOPWORDS, terms
 
 MAX_EXTRA_WORDS = 12  # a rewrite is at most twice the question's words plus this many
@@ -175,8 +176,8 @@ def topic(history: list[dict], exclude: set[str]) -> list[str]:
     for age, (_, text) in enumerate(_turns(history)):
         for name in _names(text):
             key = name
-            if set(terms(name)) <= exclude:
-                continue
+            if set(terms(name)) <= exclude or CALENDAR_WORD.fullmatch(name) or any(ch.isdigit() for ch in name):
+                continue  # "Monday" or "1871" is what was answered, not what the talk is about
             score[key] = score.get(key, 0.0) + 1.0 / (1 + age)
     return sorted(score, key=lambda n: -score[n])
 

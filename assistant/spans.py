@@ -15,6 +15,9 @@ from index.terms import terms
 _MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
           r"Jan\.|Feb\.|Mar\.|Apr\.|Jun\.|Jul\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)")
 _DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+# A day or month name: a date, not part of a name ("WeChat on Monday") nor a topic.
+CALENDAR_WORD = re.compile(r"(?:January|February|March|April|May|June|July|August|September|October|November|"
+                           rf"December|{_DAY})\b")
 _YEAR = r"(?:[12]\d{3}|\d{1,4}\s?(?:BC|BCE|AD|CE)|(?:AD|CE)\s?\d{1,4})"
 _ORD = r"\d{1,2}(?:st|nd|rd|th)?"
 _DATES = re.compile(
@@ -48,7 +51,7 @@ _NUMBERS = re.compile(
 )
 _CAPITALISED = re.compile(
     r"(?<![\w’'-])(?:[A-Z][\w’'.&-]*|\d+(?:st|nd|rd|th)?)(?:\s+(?:(?:of|the|de|del|della|da|di|du|des|la|le|"
-    r"von|van|der|den|y|and|for|on|upon|in)\s+)*(?:[A-Z][\w’'.&-]*))*"
+    rf"von|van|der|den|y|and|for|on|upon|in)\s+(?!{CALENDAR_WORD.pattern}))*(?:[A-Z][\w’'.&-]*))*"
 )
 _REASON = re.compile(r"\b(?:because(?: of)?|due to|owing to|as a result of|in order to|so that|since|"
                      r"thanks to|caused by|for fear of)\b[^.;]*", re.I)
@@ -70,7 +73,8 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
                     break
                 s += filler.end()
             text = sentence[s:e].rstrip(".")
-            if text and not _LEADING_FILLER.fullmatch(text + " ") and not text.isdigit():
+            if text and not _LEADING_FILLER.fullmatch(text + " ") and not text.isdigit() \
+                    and not CALENDAR_WORD.fullmatch(text):
                 out.append((s, s + len(text)))
         return out
     pattern = _FINDERS.get(kind)

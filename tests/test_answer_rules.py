@@ -78,6 +78,11 @@ def test_span_candidates(sentence, kind, found):
     assert [sentence[s:e] for s, e in candidates(sentence, kind)] == found
 
 
+def test_a_name_does_not_run_into_a_date():
+    sentence = "The ministry joined WeChat on Monday, as Frankfurt on Main did in May."
+    assert [sentence[s:e] for s, e in candidates(sentence, NAME)] == ["WeChat", "Frankfurt on Main"]
+
+
 def test_the_best_span_is_not_the_question_and_sits_near_its_words():
     q = analyse("Which NFL team represented the AFC at Super Bowl 50?")
     s = ("The American Football Conference (AFC) champion Denver Broncos defeated the National "
@@ -309,6 +314,14 @@ def test_a_history_is_checked_and_its_roles_read_in_any_case():
     assert followup.check_history(None) == []
     with pytest.raises(ValueError, match=r"history\[0\]"):
         followup.check_history([("user", "hi")])
+
+
+def test_the_topic_is_not_a_date_already_answered():
+    history = [{"role": "user", "content": "Which platform did the ministry join?"},
+               {"role": "assistant", "content": "WeChat on Monday — The Ministry of State Security joined "
+                                                "WeChat on Monday, 3 March 2024. [1]"}]
+    out = followup.rewrite("When did it join?", history)
+    assert "WeChat" in out and "Monday" not in out and "March" not in out and "2024" not in out
 
 
 def test_a_standalone_question_is_left_alone():
