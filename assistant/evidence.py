@@ -208,7 +208,7 @@ def missing_names(question: Question, passages: Sequence[str], titles: Sequence[
         known.update(str(v) for v in roman_numerals(text))  # "Class I" for "Class 1"
     missing = [w for w in question.salient
                if not (set(terms(w)) <= known or (w.isupper() and w in acronyms)
-                       or str(roman_value(w)) in known)]
+                       or ((value := roman_value(w)) is not None and str(value) in known))]
     if missing and acronyms_in(question.text) & acronyms:  # the question spells out an acronym found
         spelled = {w for w in re.findall(r"[A-Z][\w’'-]*", question.text)}
         missing = [w for w in missing if w not in spelled]
@@ -392,17 +392,21 @@ def evidence(question: str, passages: Sequence[Passage], idf: Callable[[Sequence
     return Evidence(q, sentences, confidence, missing, threshold)
 
 
-_ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
+def _to_roman(n: int) -> str:
+    out = ""
+    for value, numeral in ((100, "C"), (90, "XC"), (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"),
+                           (4, "IV"), (1, "I")):
+        while n >= value:
+            out, n = out + numeral, n - value
+    return out
+
+
+_ROMAN_VALUES = {_to_roman(n): n for n in range(1, 400)}  # the usual way of writing 1 to 399
 
 
 def roman_value(word: str) -> int | None:
     """The value of a Roman numeral written the usual way ("XLVII" → 47), else None."""
-    if not word or any(ch not in _ROMAN for ch in word):
-        return None
-    total = 0
-    for a, b in zip(word, word[1:] + " "):
-        total += -_ROMAN[a] if b != " " and _ROMAN[b] > _ROMAN[a] else _ROMAN[a]
-    return total if total > 0 and _to_roman(total) == word else None
+    return _ROMAN_VALUES.get(word)
 
 
 def roman_numerals(text: str) -> list[int]:
@@ -415,15 +419,6 @@ def roman_numerals(text: str) -> list[int]:
             continue
         if (value := roman_value(numeral)) is not None:
             out.append(value)
-    return out
-
-
-def _to_roman(n: int) -> str:
-    out = ""
-    for value, numeral in ((100, "C"), (90, "XC"), (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"),
-                           (4, "IV"), (1, "I")):
-        while n >= value:
-            out, n = out + numeral, n - value
     return out
 
 

@@ -12,12 +12,11 @@ import re
 from assistant.question import DATE, NAME, NUMBER, PERSON, PLACE, REASON, Question, acronyms_in
 from index.terms import terms
 
-_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
-          r"Jan\.|Feb\.|Mar\.|Apr\.|Jun\.|Jul\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)")
+_MONTH_NAMES = r"January|February|March|April|May|June|July|August|September|October|November|December"
+_MONTH = rf"(?:{_MONTH_NAMES}|Jan\.|Feb\.|Mar\.|Apr\.|Jun\.|Jul\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
 _DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 # A day or month name: a date, not part of a name ("WeChat on Monday") nor a topic.
-CALENDAR_WORD = re.compile(r"(?:January|February|March|April|May|June|July|August|September|October|November|"
-                           rf"December|{_DAY})\b")
+CALENDAR_WORD = re.compile(rf"(?:{_MONTH_NAMES}|{_DAY})\b")
 _YEAR = r"(?:[12]\d{3}|\d{1,4}\s?(?:BC|BCE|AD|CE)|(?:AD|CE)\s?\d{1,4})"
 _ORD = r"\d{1,2}(?:st|nd|rd|th)?"
 _DATES = re.compile(
