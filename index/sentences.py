@@ -15,8 +15,8 @@ regular expression this replaced.
 
 from __future__ import annotations
 
-import functools
 import re
+import threading
 
 # A line this long that does not end a sentence is taken as wrapped (PDF text layers, plain text).
 WRAPPED_LINE_CHARS = 50
@@ -28,11 +28,18 @@ _MAY_END = re.compile(r"""[.!?…。！？]+["'”’)\]]*\s""")
 _ABBREVIATION_END = re.compile(r"(?:^|[\s(])[A-Z][a-z]{0,3}\.$")
 
 
-@functools.lru_cache(maxsize=1)
-def _pysbd():
-    import pysbd
+_LOCAL = threading.local()
 
-    return pysbd.Segmenter(language="en", clean=False)
+
+def _pysbd():
+    """This thread's pysbd segmenter: it keeps the text it works on in itself, so two threads
+    sharing one would get each other's sentences."""
+    segmenter = getattr(_LOCAL, "pysbd", None)
+    if segmenter is None:
+        import pysbd
+
+        segmenter = _LOCAL.pysbd = pysbd.Segmenter(language="en", clean=False)
+    return segmenter
 
 
 def _segment(text: str) -> list[str]:

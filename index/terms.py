@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import threading
 from typing import Mapping
 
 STOPWORDS = frozenset(
@@ -36,16 +37,23 @@ K1 = 1.2  # BM25 term-frequency saturation
 B = 0.75  # BM25 length normalisation
 
 
+_LOCAL = threading.local()
+
+
 @functools.lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
-@functools.lru_cache(maxsize=1)
 def _stemmer():
-    import snowballstemmer
+    """This thread's stemmer: a Snowball stemmer keeps the word it works on in itself, so two
+    threads sharing one get each other's letters (wrong stems, or an IndexError)."""
+    stemmer = getattr(_LOCAL, "stemmer", None)
+    if stemmer is None:
+        import snowballstemmer
 
-    return snowballstemmer.stemmer("english")
+        stemmer = _LOCAL.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 def terms(text: str) -> list[str]:

@@ -162,6 +162,32 @@ def settings(tmp_path):
     return Settings.from_env(index_dir=tmp_path / "index")
 
 
+def at_once(work, threads: int = 4) -> list:
+    """Run ``work()`` on several threads at once, switching between them as often as Python
+    allows, so state shared by mistake shows up; returns what each run returned (or raised)."""
+    import threading
+
+    results: list = [None] * threads
+
+    def run(i):
+        try:
+            results[i] = work()
+        except Exception as exc:
+            results[i] = exc
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return results
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

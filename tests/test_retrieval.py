@@ -17,7 +17,7 @@ from assistant.retrieval import Retriever, terms
 from index.catalog import Catalog, Chunk, Document
 from index.embedder import HashEmbedder
 from index.sync import Index, ingest, remove
-from tests.conftest import LIGHTHOUSE
+from tests.conftest import LIGHTHOUSE, at_once
 
 
 @pytest.fixture
@@ -72,6 +72,19 @@ def test_terms_are_lowercased_stemmed_content_words():
     assert terms("The cats were sitting on the mats") == ["cat", "sit", "mat"]
     assert terms("ssh_config, Café and x²!") == ["ssh_config", "café", "x²"]
     assert terms("what is it?") == []
+
+
+def test_threads_stemming_at_once_get_the_same_stems():
+    """Questions are answered on several threads at once (the chat server); each needs its own
+    stemmer, or stems come out wrong (a question answered from the wrong sentence) or raise."""
+    from index import terms as analysis
+
+    words = [f"{stem}{end}" for stem in ("connect", "generat", "happi", "nation", "organiz", "relat")
+             for end in ("ing", "ed", "ion", "ional", "ness", "ly", "s")]
+    alone = [analysis._stemmer().stemWord(w) for w in words]
+    stem = analysis._stem.__wrapped__  # past the cache the threads would share
+    runs = at_once(lambda: [[stem(w) for w in words] for _ in range(200)])
+    assert all(run == [alone] * 200 for run in runs), [r for r in runs if isinstance(r, Exception)]
 
 
 def test_a_query_is_never_read_as_fts5_syntax(index, corpus):

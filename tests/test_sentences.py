@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from index.sentences import sentence_spans
+from tests.conftest import at_once
 
 
 def sentences(text: str) -> list[str]:
@@ -70,3 +71,15 @@ def test_a_page_text_layer_wraps_long_lines_mid_sentence():
     assert sentences(text) == [
         "For programs in the devscripts package, such as bts(1) and dch(1), export environment variables\n"
         "”$DEBFULLNAME” and ”$DEBEMAIL”.", "Then run it.", "- a list item", "- another item"]
+
+
+def test_threads_splitting_at_once_get_the_same_sentences():
+    """The chat server reads several answers at once: pysbd keeps the text it splits in itself,
+    so each thread needs its own (shared, one thread's sentences came out for another's text)."""
+    from index.sentences import _pysbd
+
+    texts = [f"Talk {i} was given by Dr. {name} at {i} p.m. in room {i}. Questions followed. "
+             f"Mr. {name} Jr. closed it." for i, name in enumerate(["Smith", "Okafor", "Lindqvist", "Ng"] * 5)]
+    alone = [(_pysbd().segment(t), sentences(t)) for t in texts]
+    runs = at_once(lambda: [[(_pysbd().segment(t), sentences(t)) for t in texts] for _ in range(20)])
+    assert all(run == [alone] * 20 for run in runs), [r for r in runs if isinstance(r, Exception)]

@@ -169,9 +169,12 @@ def test_two_sessions_keep_separate_histories(server):
     results = {}
 
     def session(name, first, follow):
-        c = client(server)
-        history = chat(c, first, [])
-        results[name] = chat(c, follow, history)
+        try:
+            c = client(server)
+            history = chat(c, first, [])
+            results[name] = chat(c, follow, history)
+        except Exception as exc:  # shown by the assertion below, not lost in the thread
+            results[name] = exc
 
     threads = [
         threading.Thread(target=session, args=("ministry", "Which platform did the ministry join?",
@@ -183,6 +186,8 @@ def test_two_sessions_keep_separate_histories(server):
         t.start()
     for t in threads:
         t.join(300)
+    failed = {name: r for name, r in results.items() if isinstance(r, Exception)}
+    assert len(results) == 2 and not failed, f"sessions failed or did not finish: {failed or results}"
     ministry = " ".join(text_of(m) for m in results["ministry"])
     lighthouse = " ".join(text_of(m) for m in results["lighthouse"])
     assert "Monday" in ministry and "Hollowmere" not in ministry
