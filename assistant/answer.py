@@ -160,6 +160,15 @@ def _last_words(text: str, words: int) -> int:
     return tokens[-words].start() if len(tokens) > words else 0
 
 
+def lead_span(ev: Evidence) -> str | None:
+    """The answer span a quote of ``ev`` leads with: the date, number or name in the best
+    sentence, when the question asks for one and the confidence reaches ``LEAD_CONFIDENCE``."""
+    best = ev.sentences[0] if ev.sentences else None
+    if best is None or best.span is None or ev.question.kind not in LEAD_KINDS or ev.confidence < LEAD_CONFIDENCE:
+        return None
+    return best.text[best.span[0]:best.span[1]]
+
+
 def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
     """The answer made of the passages' own words, and what to mark in them.
 
@@ -184,8 +193,7 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
         n = s.hit + 1
         text = texts[s.hit]
         lead = ""
-        leads = ev.question.kind in LEAD_KINDS and ev.confidence >= LEAD_CONFIDENCE
-        if i == 0 and s.span is not None and leads:
+        if i == 0 and lead_span(ev) is not None:
             a, b = s.span
             lead = _squash(s.text[a:b]) + " — "
             marks.add(n, s.start + a, s.start + b, answer=True)
@@ -347,6 +355,14 @@ def _holds_kind(question_kind: str | None, answer: str) -> bool:
     return bool(candidates(strip_markers(answer), question_kind))
 
 
+def _holds_lead(ev: Evidence, answer: str) -> bool:
+    """A written answer holds the answer span the evidence names, when it names one: a small
+    model may write a true sentence of the passage that does not answer ("automated in 1987"
+    for "How tall is it?" beside "The tower is 41 metres tall")."""
+    lead = lead_span(ev)
+    return lead is None or set(terms(lead)) <= set(terms(strip_markers(answer)))
+
+
 def finalize(question: str, raw: str, ev: Evidence, texts: list[str],
              titles: list[str]) -> tuple[str, bool, bool, Marks]:
     """Check a written answer.
@@ -360,7 +376,8 @@ def finalize(question: str, raw: str, ev: Evidence, texts: list[str],
         return ABSTAIN_TEXT, True, False, Marks()
     text = add_missing_markers(clean_markers(raw, len(texts)), texts)
     text, marks, _removed = check_claims(text, texts, titles, relevant_sentences(ev, texts))
-    if not text or not _adds_evidence(question, text, ev) or not _holds_kind(ev.question.kind, text):
+    if (not text or not _adds_evidence(question, text, ev) or not _holds_kind(ev.question.kind, text)
+            or not _holds_lead(ev, text)):
         if ev.answerable:
             quoted, marks = quote(ev, texts)
             return quoted, False, True, marks
@@ -390,5 +407,5 @@ def make_citations(hits: list, answer: str, marks: Marks | None,
 
 
 __all__ = ["ABSTAIN_TEXT", "ANSWER_VERSION", "Answer", "Citation", "Marks", "Sentence", "check_claims",
-           "clean_markers", "cited_numbers", "finalize", "make_citations", "quote", "says_not_found",
+           "clean_markers", "cited_numbers", "finalize", "lead_span", "make_citations", "quote", "says_not_found",
            "supporting_sentence", "trim_to_question"]

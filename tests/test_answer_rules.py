@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from assistant import followup, overview
-from assistant.answer import (LEAD_CONFIDENCE, QUOTE_WORDS, check_claims, clean_markers, quote, supporting_sentence,
-                              trim_to_question)
+from assistant.answer import (LEAD_CONFIDENCE, QUOTE_WORDS, check_claims, clean_markers, finalize, lead_span, quote,
+                              supporting_sentence, trim_to_question)
 from assistant.evidence import (
     ANSWER_THRESHOLD,
     FOLLOWUP_ANSWER_THRESHOLD,
@@ -250,6 +250,22 @@ def test_unsupported_sentences_are_removed():
     assert removed == ["It is a cornerstone of the digital economy [1]."]
     assert marks.highlights[1] == [[0, len("China's Ministry of State Security joined WeChat on Monday.")]]
     assert check_claims("It joined WeChat.", [PASSAGE], [""])[0] == ""  # uncited: removed
+
+
+def test_a_written_answer_must_hold_the_answer_the_evidence_names():
+    text = ("The tower is 41 metres tall and painted in red and white bands. "
+            "The lighthouse was automated in 1987 and now runs on solar power.")
+    ev = evidence("How tall is the lighthouse tower?", [Passage(text, "Hollowmere Lighthouse")], flat_idf)
+    assert lead_span(ev) == "41 metres"
+    # true, cited and holding a number, but not the one asked for: the quote replaces it
+    off = "The lighthouse was automated in 1987 and now runs on solar power [1]."
+    answer, abstained, quoted, marks = finalize("How tall is the lighthouse tower?", off, ev, [text], [""])
+    assert quoted and not abstained and answer.startswith("41 metres — ") and marks.answers[1]
+    kept = "The tower is 41 metres tall [1]."
+    assert finalize("How tall is the lighthouse tower?", kept, ev, [text], [""])[:3] == (kept, False, False)
+    # a weak match names no answer span, so it asks nothing of the written answer
+    weak = dataclasses.replace(ev, confidence=LEAD_CONFIDENCE / 2, threshold=LEAD_CONFIDENCE / 4)
+    assert lead_span(weak) is None
 
 
 def test_invalid_markers_are_removed():
