@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -43,6 +44,9 @@ CONVERSATION_DOCUMENT_THRESHOLD = 0.001
 CONVERSATION_WORDS = 120
 SUMMARY_PROMPT = ("Summarize the numbered sources in three to five sentences. After each sentence, cite "
                   "its source number in square brackets, like [1]. Use only what the sources say.")
+# One LLM is loaded at a time: two sessions' first questions (or the chat's warm-up and a first
+# question) would otherwise each load the model.
+_LLM_LOADING = threading.Lock()
 WHICH_DOCUMENT = ("Several documents are indexed; say which one (for example \"Summarize {example}\", "
                   "--doc in the terminal, or \"Only these documents\" in the chat's settings).")
 
@@ -87,7 +91,9 @@ class Assistant:
     def llm(self):
         """The LLM (a llama-index ``LLM``), loaded on first use; None with backend ``none``."""
         if self._llm is None and self.settings.backend != "none":
-            self._llm = make_llm(self.settings)
+            with _LLM_LOADING:
+                if self._llm is None:
+                    self._llm = make_llm(self.settings)
         return self._llm
 
     def _budget(self) -> PromptBudget:

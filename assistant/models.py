@@ -75,7 +75,7 @@ def prepared_model_path(src: Path | None = None, cache_dir: Path | None = None) 
         params.allow_requantize = True
         params.nthread = max(1, os.cpu_count() or 1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        part = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
         with _quiet():
             failed = llama_cpp.llama_model_quantize(str(src).encode(), str(part).encode(), ctypes.byref(params))
         if failed:

@@ -6,6 +6,7 @@ import pytest
 
 from assistant.llms import BundledLLM
 from assistant.models import bundled_model_path, prepared_model_path
+from tests.conftest import at_once
 
 pytestmark = pytest.mark.slow
 
@@ -38,3 +39,19 @@ def test_other_model_files_are_used_as_they_are(tmp_path):
     other = tmp_path / "model.Q8_0.gguf"
     other.write_bytes(b"GGUF")
     assert prepared_model_path(other, tmp_path / "cache") == other
+
+
+def test_threads_preparing_the_copy_at_once_all_get_it(tmp_path):
+    src = bundled_model_path()
+    paths = at_once(lambda: prepared_model_path(src, tmp_path), threads=2)
+    assert paths[0] == paths[1] != src and paths[0].is_file(), paths
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_sessions_asking_at_once_share_one_model(tmp_path, fake_embedder):
+    """Two chat sessions' first questions (or the warm-up and a question) load the model once."""
+    from assistant import Assistant, Settings
+
+    bot = Assistant(Settings.from_env(index_dir=tmp_path / "index", backend="bundled"), embedder=fake_embedder)
+    models = at_once(lambda: bot.llm, threads=3)
+    assert all(m is models[0] for m in models) and isinstance(models[0], BundledLLM), models
