@@ -177,10 +177,13 @@ class VectorStore:
         name: the collection.
         attempts: tries of a server request (transient failures only).
         backoff: seconds before the second try, doubled before each next.
+        reopening: a lock held while this process writes (``Index.writing``): a query that finds
+            the store stale reopens it only when it can take this lock.
     """
 
     def __init__(self, embedder, persist_dir: Path | None = None, url: str | None = None,
-                 name: str = COLLECTION, attempts: int = RETRY_ATTEMPTS, backoff: float = RETRY_BACKOFF):
+                 name: str = COLLECTION, attempts: int = RETRY_ATTEMPTS, backoff: float = RETRY_BACKOFF,
+                 reopening: threading.Lock | None = None):
         if not url and persist_dir is None:
             raise ValueError("a VectorStore needs a folder or a server URL")
         self.persist_dir = Path(persist_dir) if persist_dir is not None else None
@@ -190,6 +193,7 @@ class VectorStore:
         self.backoff = backoff
         self._embedding_function = _our_embeddings(embedder)
         self._lock = threading.Lock()
+        self._reopening = reopening
         self._handle = self._open()
         try:
             self.max_batch = int(self._retrying("ask the batch size", self._handle.client.get_max_batch_size))
@@ -332,7 +336,9 @@ class VectorStore:
         """Nearest chunks as (chunk_id, cosine similarity), best first.
 
         A query that fails because another process wrote since this client opened
-        reopens the client and is tried once more.
+        reopens the client and is tried once more; not while this process writes (its
+        client has seen every write, and a second client beside the writer's could drop
+        vectors), nor while another reopen is under way: then the failure is raised.
         """
         try:
             return self._query(vector, n, doc_ids)
@@ -341,7 +347,14 @@ class VectorStore:
         except Exception as exc:
             if self.url or not _is_stale(exc):
                 raise
-            self.reopen()
+            guard = self._reopening
+            if guard is not None and not guard.acquire(blocking=False):
+                raise
+            try:
+                self.reopen()
+            finally:
+                if guard is not None:
+                    guard.release()
             return self._query(vector, n, doc_ids)
 
     def _query(self, vector, n: int, doc_ids: Sequence[str] | None) -> list[tuple[str, float]]:

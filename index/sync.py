@@ -146,7 +146,8 @@ class Index:
                 if self._store is None:
                     generation = self.catalog.generation()
                     self._store = VectorStore(self.embedder, persist_dir=self.dir / "chroma",
-                                              url=self.chroma_url, name=self._collection_name())
+                                              url=self.chroma_url, name=self._collection_name(),
+                                              reopening=self._reopening)
                     self._seen_generation = generation
         elif (not self.chroma_url and self.catalog.generation() != self._seen_generation
               and time.monotonic() >= self._retry_refresh_at):

@@ -215,6 +215,33 @@ def test_writing_after_another_process_wrote_loses_none_of_its_vectors(tmp_path)
     assert missing == 0, f"{missing} of {listed} listed chunks cannot be found by the dense side"
 
 
+def test_a_stale_search_never_reopens_the_store_while_this_process_writes(tmp_path, monkeypatch):
+    """A question searching during an upload's ingest must not swap the writer's client for a
+    second one (which could drop vectors); outside a write, a stale search reopens and answers."""
+    from index.sync import ChunkSettings
+
+    index = Index(tmp_path / "index", HashEmbedder(), chunking=ChunkSettings(32, 0))
+    ingest(index, [_words_corpus(tmp_path / "first", "alpha", 3, 20)])
+    store = index.store
+    real, failures = store._query, []
+
+    def stale_once(*args):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("Error finding id 7")  # what Chroma raises after another process wrote
+        return real(*args)
+
+    monkeypatch.setattr(store, "_query", stale_once)
+    with index.writing():
+        handle = store._handle
+        with pytest.raises(RuntimeError, match="Error finding id"):
+            store.query([1.0] * 64, 3)
+        assert store._handle is handle
+    failures.clear()
+    assert store.query([1.0] * 64, 3) and store._handle is not handle
+    index.close()
+
+
 def test_a_plain_reingest_after_kill_never_duplicates(tmp_path):
     """Between a kill and the next run, reads see whole documents only, never duplicates."""
     rng = random.Random(7)
