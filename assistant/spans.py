@@ -58,6 +58,9 @@ _LEADING_FILLER = re.compile(r"^(?:the|a|an|in|on|at|by|of|for|from|to|however|b
                              r"these|those|there|their|his|her|he|she|they|we|after|before|during|when|while|"
                              r"although|though|as|with|since|until|between|among|according)\s+", re.I)
 _FINDERS = {DATE: _DATES, NUMBER: _NUMBERS, REASON: _REASON}
+# "in 1987" is when, not how many or how much.
+_BARE_YEAR = re.compile(r"[12]\d{3}")
+_BEFORE_A_YEAR = re.compile(r"\b(?:in|since|until|till|by|from|before|after|during)\s+$", re.I)
 
 
 def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
@@ -73,7 +76,7 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
                 s += filler.end()
             text = sentence[s:e].rstrip(".")
             if text and not _LEADING_FILLER.fullmatch(text + " ") and not text.isdigit() \
-                    and not CALENDAR_WORD.fullmatch(text):
+                    and not CALENDAR_WORD.fullmatch(text) and not _DATES.fullmatch(text):  # "3 March" is a date
                 out.append((s, s + len(text)))
         return out
     pattern = _FINDERS.get(kind)
@@ -84,7 +87,10 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
         text = m.group()
         if text.strip(" ,.;:-"):
             start = m.start() + len(text) - len(text.lstrip(" -"))
-            out.append((start, m.end() - (len(text) - len(text.rstrip(" ,.;:")))))
+            end = m.end() - (len(text) - len(text.rstrip(" ,.;:")))
+            if kind == NUMBER and _BARE_YEAR.fullmatch(sentence[start:end]) and _BEFORE_A_YEAR.search(sentence[:start]):
+                continue
+            out.append((start, end))
     return out
 
 
