@@ -41,6 +41,9 @@ LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
 # Below this confidence (a follow-up answered from its conversation's document however weakly)
 # the sentence is quoted without naming a span of it as the answer.
 LEAD_CONFIDENCE = FOLLOWUP_ANSWER_THRESHOLD
+# A quote below LEAD_CONFIDENCE (only a follow-up answered from its conversation's document
+# however weakly gets one) opens with this, so the reader knows it may not answer.
+WEAK_TEXT = "Not said directly; the nearest passage:"
 # A written sentence is supported when one sentence of a passage it cites holds every name and
 # number in it and at least this share of its other content words.
 CLAIM_SUPPORT = 0.6
@@ -178,6 +181,7 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
     heading it describes when it does not say
     ("os.cpu_count(): Return the number of CPUs in the system."); preceded by the sentence
     it leans on ("It ..."); followed by the second best when it is short and nearly as good.
+    Below ``LEAD_CONFIDENCE`` it opens with ``WEAK_TEXT``: the nearest passage, not an answer.
     """
     best = ev.sentences[0]
     chosen = [best]
@@ -204,11 +208,12 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
             cut = _last_words(text[b0:b1], BEFORE_WORDS)
             before = ("… " if cut else "") + _squash(text[b0 + cut:b1]) + " "
             marks.add(n, b0 + cut, b1)
-        said = len(f"{lead}{label}{before}".split()) if i == 0 else 0
+        hedge = f"{WEAK_TEXT} " if i == 0 and ev.confidence < LEAD_CONFIDENCE else ""
+        said = len(f"{hedge}{lead}{label}{before}".split()) if i == 0 else 0
         a, b = trim_to_question(s.text, asked, max(MIN_QUOTE_WORDS, QUOTE_WORDS - said - 2))
         body = ("… " if a > 0 else "") + _squash(s.text[a:b]) + (" …" if b < len(s.text) else "")
         marks.add(n, s.start + a, s.start + b)
-        parts.append(f"{lead}{label}{before}{body} [{n}]")
+        parts.append(f"{hedge}{lead}{label}{before}{body} [{n}]")
     return " ".join(parts), marks
 
 
@@ -406,6 +411,6 @@ def make_citations(hits: list, answer: str, marks: Marks | None,
     return out
 
 
-__all__ = ["ABSTAIN_TEXT", "ANSWER_VERSION", "Answer", "Citation", "Marks", "Sentence", "check_claims",
+__all__ = ["ABSTAIN_TEXT", "ANSWER_VERSION", "WEAK_TEXT", "Answer", "Citation", "Marks", "Sentence", "check_claims",
            "clean_markers", "cited_numbers", "finalize", "lead_span", "make_citations", "quote", "says_not_found",
            "supporting_sentence", "trim_to_question"]

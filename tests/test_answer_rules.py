@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from assistant import followup, overview
-from assistant.answer import (LEAD_CONFIDENCE, QUOTE_WORDS, check_claims, clean_markers, finalize, lead_span, quote,
-                              supporting_sentence, trim_to_question)
+from assistant.answer import (LEAD_CONFIDENCE, QUOTE_WORDS, WEAK_TEXT, check_claims, clean_markers, finalize,
+                              lead_span, quote, supporting_sentence, trim_to_question)
 from assistant.evidence import (
     ANSWER_THRESHOLD,
     FOLLOWUP_ANSWER_THRESHOLD,
@@ -73,6 +73,10 @@ def test_acronyms_match_their_expansion():
     ("The tower is 41 metres tall.", NUMBER, ["41 metres"]),
     ("It was first lit on 3 March 1871.", NUMBER, ["1871"]),  # a day of a month is a date, not a count
     ("Prices rose by 1,200,000 dollars.", NUMBER, ["1,200,000 dollars"]),
+    ("It was first lit on 3 March 1871 by Agnes Thorsby.", PERSON, ["Agnes Thorsby"]),  # a date is not a name
+    ("Theresa May met the 1st Battalion in May.", NAME, ["Theresa May", "1st Battalion"]),
+    ("The lighthouse was automated in 1987 and runs on solar power.", NUMBER, []),  # when, not how many
+    ("It sold 1987 copies in 2001.", NUMBER, ["1987 copies"]),
 ])
 def test_span_candidates(sentence, kind, found):
     assert [sentence[s:e] for s, e in candidates(sentence, kind)] == found
@@ -192,8 +196,8 @@ def test_a_quote_leads_with_the_span_and_marks_it():
     assert answer == "3 March 1871 — The lighthouse at Hollowmere was first lit on 3 March 1871. [1]"
     assert [text[s:e] for s, e in marks.answers[1]] == ["3 March 1871"]
     weak = dataclasses.replace(ev, confidence=LEAD_CONFIDENCE / 2, threshold=LEAD_CONFIDENCE / 4)
-    answer, marks = quote(weak, [text])  # a weak match names no answer, it only quotes
-    assert answer == f"{text} [1]" and not marks.answers
+    answer, marks = quote(weak, [text])  # a weak match names no answer, it only quotes, and says so
+    assert answer == f"{WEAK_TEXT} {text} [1]" and not marks.answers
 
 
 def test_a_long_sentence_is_cut_around_the_question_words():

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from assistant import Answer, Assistant, Settings
-from assistant.answer import ABSTAIN_TEXT, ANSWER_VERSION, check_claims
+from assistant.answer import ABSTAIN_TEXT, ANSWER_VERSION, WEAK_TEXT, check_claims
 from assistant.prompt import build_messages
 from index.readers import read
 from tests.conftest import ROOT, build_corpus
@@ -184,6 +184,10 @@ def test_a_follow_up_stays_in_the_conversations_document(bot):
     follow = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK)
     assert not follow.abstained
     assert {c.source for c in follow.citations} == {"lighthouse.txt"}
+    # ...and the answer says it is only the nearest passage, in every mode (the LLM is not asked)
+    assert follow.answer.startswith(WEAK_TEXT)
+    written = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK, mode="generate")
+    assert written.answer.startswith(WEAK_TEXT) and written.backend == "extractive"
     # short turns since do not make it forget what the conversation is about
     chatter = [{"role": "user", "content": "Really?"}, {"role": "assistant", "content": "Yes."}] * 4
     follow = bot.chat("What was the weather like?", history=LIGHTHOUSE_TALK + chatter)
