@@ -39,7 +39,8 @@ RETRY_BACKOFF = 0.5  # seconds before the 2nd try, doubled before each next: 0.5
 
 
 class StoreUnavailable(RuntimeError):
-    """The Chroma server did not answer; the message names it and says what to do."""
+    """The vector store cannot be used now (its server did not answer, or it changed while this
+    process writes to it); the message names it and says what to do."""
 
 
 def _our_embeddings(embedder):
@@ -177,13 +178,13 @@ class VectorStore:
         name: the collection.
         attempts: tries of a server request (transient failures only).
         backoff: seconds before the second try, doubled before each next.
-        reopening: a lock held while this process writes (``Index.writing``): a query that finds
-            the store stale reopens it only when it can take this lock.
+        writing: set while this process writes (``Index.writing``): a query that finds the
+            store stale then does not reopen it.
     """
 
     def __init__(self, embedder, persist_dir: Path | None = None, url: str | None = None,
                  name: str = COLLECTION, attempts: int = RETRY_ATTEMPTS, backoff: float = RETRY_BACKOFF,
-                 reopening: threading.Lock | None = None):
+                 writing: threading.Event | None = None):
         if not url and persist_dir is None:
             raise ValueError("a VectorStore needs a folder or a server URL")
         self.persist_dir = Path(persist_dir) if persist_dir is not None else None
@@ -193,7 +194,7 @@ class VectorStore:
         self.backoff = backoff
         self._embedding_function = _our_embeddings(embedder)
         self._lock = threading.Lock()
-        self._reopening = reopening
+        self._writing = writing
         self._handle = self._open()
         try:
             self.max_batch = int(self._retrying("ask the batch size", self._handle.client.get_max_batch_size))
@@ -338,7 +339,7 @@ class VectorStore:
         A query that fails because another process wrote since this client opened
         reopens the client and is tried once more; not while this process writes (its
         client has seen every write, and a second client beside the writer's could drop
-        vectors), nor while another reopen is under way: then the failure is raised.
+        vectors): then ``StoreUnavailable`` says to ask again.
         """
         try:
             return self._query(vector, n, doc_ids)
@@ -347,14 +348,10 @@ class VectorStore:
         except Exception as exc:
             if self.url or not _is_stale(exc):
                 raise
-            guard = self._reopening
-            if guard is not None and not guard.acquire(blocking=False):
-                raise
-            try:
-                self.reopen()
-            finally:
-                if guard is not None:
-                    guard.release()
+            if self._writing is not None and self._writing.is_set():
+                raise StoreUnavailable(f"the vectors in {self.persist_dir} changed while this process is "
+                                       "adding documents to them; ask again when that has finished") from exc
+            self.reopen()
             return self._query(vector, n, doc_ids)
 
     def _query(self, vector, n: int, doc_ids: Sequence[str] | None) -> list[tuple[str, float]]:

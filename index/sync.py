@@ -129,6 +129,7 @@ class Index:
         self._store: VectorStore | None = None
         self._opening = threading.Lock()  # the first open of the store
         self._reopening = threading.Lock()  # held by a reopen in the background, and by our writers
+        self._writing = threading.Event()  # set while this process writes
         self._seen_generation: int | None = None  # catalog generation the store is known to show
         self._seen_writer: str | None = None  # stamp of our last write session (see ``writing``)
         self._retry_refresh_at = 0.0
@@ -147,7 +148,7 @@ class Index:
                     generation = self.catalog.generation()
                     self._store = VectorStore(self.embedder, persist_dir=self.dir / "chroma",
                                               url=self.chroma_url, name=self._collection_name(),
-                                              reopening=self._reopening)
+                                              writing=self._writing)
                     self._seen_generation = generation
         elif (not self.chroma_url and self.catalog.generation() != self._seen_generation
               and time.monotonic() >= self._retry_refresh_at):
@@ -199,9 +200,11 @@ class Index:
                 if not self.chroma_url and stamp != self._seen_writer:
                     store.reopen()
                 self._seen_writer = _write_stamp(self.dir / WRITER_STAMP)
+                self._writing.set()  # and no reopen by a search that finds the store stale
                 try:
                     yield
                 finally:
+                    self._writing.clear()
                     self._seen_generation = self.catalog.generation()
         finally:
             lock.release()
