@@ -54,6 +54,7 @@ RELEVANT_SENTENCES = 3
 RELEVANT_SHARE = 0.05
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")  # "1,200" is 1200
 _NOT_FOUND = re.compile(
     r"not\s+found|do(?:es)?\s+not\s+(?:contain|mention|say|provide|include)|no\s+information|"
     r"cannot\s+(?:find|answer)|can't\s+(?:find|answer)|not\s+mentioned|not\s+provided",
@@ -362,10 +363,18 @@ def _holds_kind(question_kind: str | None, answer: str) -> bool:
 
 def _holds_lead(ev: Evidence, answer: str) -> bool:
     """A written answer holds the answer span the evidence names, when it names one: a small
-    model may write a true sentence of the passage that does not answer ("automated in 1987"
-    for "How tall is it?" beside "The tower is 41 metres tall")."""
+    model may write a true sentence of the passage that does not answer ("3 lamps" for "How
+    tall is it?" beside "The tower is 41 metres tall"). Its numbers are what count ("41 m"
+    holds "41 metres"), or else the last word of a name ("Thorsby" holds "Agnes Thorsby")."""
     lead = lead_span(ev)
-    return lead is None or set(terms(lead)) <= set(terms(strip_markers(answer)))
+    if lead is None:
+        return True
+    said = _THOUSANDS.sub("", strip_markers(answer))
+    numbers = re.findall(r"\d+", _THOUSANDS.sub("", lead))
+    if numbers:
+        return all(re.search(rf"(?<!\d){n}(?!\d)", said) for n in numbers)
+    words = terms(lead)
+    return not words or words[-1] in terms(said)
 
 
 def finalize(question: str, raw: str, ev: Evidence, texts: list[str],

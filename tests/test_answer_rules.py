@@ -77,6 +77,7 @@ def test_acronyms_match_their_expansion():
     ("Theresa May met the 1st Battalion in May.", NAME, ["Theresa May", "1st Battalion"]),
     ("The lighthouse was automated in 1987 and runs on solar power.", NUMBER, []),  # when, not how many
     ("It sold 1987 copies in 2001.", NUMBER, ["1987 copies"]),
+    ("They won by 2000 and rose from 1500 to 1800.", NUMBER, ["2000", "1500", "1800"]),
 ])
 def test_span_candidates(sentence, kind, found):
     assert [sentence[s:e] for s, e in candidates(sentence, kind)] == found
@@ -258,15 +259,15 @@ def test_unsupported_sentences_are_removed():
 
 def test_a_written_answer_must_hold_the_answer_the_evidence_names():
     text = ("The tower is 41 metres tall and painted in red and white bands. "
-            "The lighthouse was automated in 1987 and now runs on solar power.")
+            "The lighthouse has 3 lamps and now runs on solar power.")
     ev = evidence("How tall is the lighthouse tower?", [Passage(text, "Hollowmere Lighthouse")], flat_idf)
     assert lead_span(ev) == "41 metres"
     # true, cited and holding a number, but not the one asked for: the quote replaces it
-    off = "The lighthouse was automated in 1987 and now runs on solar power [1]."
+    off = "The lighthouse has 3 lamps and now runs on solar power [1]."
     answer, abstained, quoted, marks = finalize("How tall is the lighthouse tower?", off, ev, [text], [""])
     assert quoted and not abstained and answer.startswith("41 metres — ") and marks.answers[1]
-    kept = "The tower is 41 metres tall [1]."
-    assert finalize("How tall is the lighthouse tower?", kept, ev, [text], [""])[:3] == (kept, False, False)
+    for kept in ("The tower is 41 metres tall [1].", "The tower is 41 m tall [1]."):  # the number is what counts
+        assert finalize("How tall is the lighthouse tower?", kept, ev, [text], [""])[:3] == (kept, False, False)
     # a weak match names no answer span, so it asks nothing of the written answer
     weak = dataclasses.replace(ev, confidence=LEAD_CONFIDENCE / 2, threshold=LEAD_CONFIDENCE / 4)
     assert lead_span(weak) is None
