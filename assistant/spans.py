@@ -60,7 +60,7 @@ _LEADING_FILLER = re.compile(r"^(?:the|a|an|in|on|at|by|of|for|from|to|however|b
 _FINDERS = {DATE: _DATES, NUMBER: _NUMBERS, REASON: _REASON}
 # "in 1987" is when, not how many or how much.
 _BARE_YEAR = re.compile(r"[12]\d{3}")
-_BEFORE_A_YEAR = re.compile(r"\b(?:in|since|until|till|by|from|before|after|during)\s+$", re.I)
+_BEFORE_A_YEAR = re.compile(r"\b(?:in|since|until|till|before|after|during)\s+$", re.I)  # not "won by 2000"
 
 
 def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
