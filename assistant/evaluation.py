@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from assistant.answer import Answer
+from assistant.answer import WEAK_TEXT, Answer
 from index.sentences import sentence_spans
 
 LEAD_WORDS = 30  # an answer is right when a gold answer lies within its first 30 words
@@ -237,8 +237,8 @@ def answer_right(answer: str, golds, abstained: bool = False) -> bool:
 
 def leading_span(answer: str) -> str:
     """What the answer leads with: "<span> — ..." gives the span (at most LEAD_SPAN_WORDS
-    words), else the first sentence; citation markers removed."""
-    text = strip_markers(answer)
+    words), else the first sentence; citation markers and a "nearest passage" note removed."""
+    text = strip_markers(answer).removeprefix(WEAK_TEXT).strip()
     head, sep, _ = text.partition(LEAD_SEPARATOR)
     if sep and head.strip() and len(head.split()) <= LEAD_SPAN_WORDS:
         return head.strip()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.answer import Answer, Citation
+from assistant.answer import WEAK_TEXT, Answer, Citation
 from assistant.evaluation import QA, Report, evaluate, holds, load_qa, score
 from tests.conftest import ROOT, SEEDS, build_corpus
 
@@ -137,6 +137,7 @@ def test_leading_span_is_the_short_head_or_the_first_sentence():
     long_head = " ".join(["w"] * 13)
     assert leading_span(f"{long_head} — rest. Second.") == f"{long_head} — rest."
     assert leading_span("The Broncos won [1]. They scored 24 [2].") == "The Broncos won."
+    assert leading_span(f"{WEAK_TEXT} The Broncos won [1]. They scored 24 [2].") == "The Broncos won."
     assert leading_span("") == ""
 
 
