@@ -45,11 +45,13 @@ CONVERSATION_DOCUMENT_THRESHOLD = 0.001
 CONVERSATION_WORDS = 120
 SUMMARY_PROMPT = ("Summarize the numbered sources in three to five sentences. After each sentence, cite "
                   "its source number in square brackets, like [1]. Use only what the sources say.")
-# One LLM is loaded at a time: two sessions' first questions (or the chat's warm-up and a first
-# question) would otherwise each load the model.
-_LLM_LOADING = threading.Lock()
 WHICH_DOCUMENT = ("Several documents are indexed; say which one (for example \"Summarize {example}\", "
                   "--doc in the terminal, or \"Only these documents\" in the chat's settings).")
+
+# One LLM is loaded at a time, by any assistant of this process: two sessions' first questions
+# (or the chat's warm-up and a first question, or two copies made for one backend) would
+# otherwise each load the model.
+_LLM_LOADING = threading.Lock()
 
 
 class Assistant:

@@ -168,9 +168,11 @@ def at_once(work, threads: int = 4) -> list:
     import threading
 
     results: list = [None] * threads
+    start = threading.Barrier(threads)
 
     def run(i):
         try:
+            start.wait()
             results[i] = work()
         except Exception as exc:
             results[i] = exc
