@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--own-history", action="store_true",
                    help="conversations: earlier turns carry the assistant's own answers, not the gold ones")
     p.add_argument("--max-turns", type=int, metavar="N", help="conversations: ask at most N turns of each")
+    p.add_argument("--subject-changes", type=int, metavar="N",
+                   help="conversations: instead, ask each next conversation's first question after N turns "
+                        "of this one (a change of subject), and alone")
     p.add_argument("--sample", type=int, metavar="N",
                    help="ask N questions spread evenly over the file (every len/N-th), e.g. for --baseline")
     p.add_argument("--json", action="store_true", help="print the report, with every record, as JSON")
@@ -262,11 +265,13 @@ def cmd_serve(bot, args) -> int:
 
 
 def cmd_eval(bot, args) -> int:
-    from assistant.evaluation import (Report, evaluate, evaluate_conversations, is_conversation_file,
-                                      load_conversations, load_qa)
+    from assistant.evaluation import (Report, evaluate, evaluate_conversations, evaluate_subject_changes,
+                                      is_conversation_file, load_conversations, load_qa)
 
     path = Path(args.qa)
     talks = is_conversation_file(path)
+    if args.subject_changes is not None and (not talks or args.subject_changes < 1):
+        raise ValueError("--subject-changes N needs a file of conversations and N of at least 1")
     items = load_conversations(path) if talks else load_qa(path)
     items = [x for x in items if args.split == "all" or x.split == args.split]
     if not items:
@@ -289,7 +294,15 @@ def cmd_eval(bot, args) -> int:
             return [(sources.get(h.chunk.doc_id, ""), h.chunk.start, h.chunk.end)
                     for h in bot.retriever.search(q, k)]
 
-        records = evaluate_conversations(bot.chat, search, items, args.own_history, args.max_turns, bar)
+        if args.subject_changes is not None:
+            if args.baseline:
+                raise ValueError("--subject-changes measures the assistant alone; leave out --baseline")
+            records = evaluate_subject_changes(bot.chat, items, args.subject_changes, bar)
+            if not records:
+                raise ValueError("--subject-changes needs conversations about at least two documents "
+                                 "whose first question is answerable")
+        else:
+            records = evaluate_conversations(bot.chat, search, items, args.own_history, args.max_turns, bar)
     else:
         records = evaluate(lambda q: bot.ask(q), items, bar)
     report.add("assistant", records, has_sources)

@@ -53,6 +53,11 @@ through the retriever); a passage hits when it is from the story and overlaps at
 half of the rationale. Answers right (rule above) on first and on follow-up turns,
 over turns whose gold answer is neither yes/no nor unknown; the share of follow-up
 turns rewritten, and of rewrites longer than ``2 x question words + 12``.
+
+Changes of subject (``evaluate_subject_changes``): no conversation of the set changes its
+subject, so one is made: the first question of the next conversation (another story) is
+asked after the first ``depth`` turns of this one, and asked alone. Answers right (rule
+above) both ways, and how often the answer cites the new story, and the old one.
 """
 
 from __future__ import annotations
@@ -499,6 +504,71 @@ def evaluate_conversations(chat: Callable[[str, list[dict]], Answer],
     return records
 
 
+@dataclass
+class ChangeRecord:
+    """A question from another conversation's story, asked after ``depth`` turns of this one
+    (``right``, ``new``/``old``: cites the question's story / the conversation's) and alone."""
+
+    conversation: str
+    depth: int
+    q: str
+    split: str
+    answer: str
+    abstained: bool
+    seconds: float
+    right: bool
+    new: bool
+    old: bool
+    right_alone: bool
+    new_alone: bool
+
+
+def evaluate_subject_changes(chat: Callable[[str, list[dict]], Answer], conversations: list[Conversation],
+                             depth: int = 3, progress=None) -> list[ChangeRecord]:
+    """Ask each conversation's next neighbour's first question after ``depth`` of its turns
+    (with their gold answers), and alone; over neighbours whose first turn is answerable."""
+    pairs = [(c, n) for c, n in zip(conversations, conversations[1:] + conversations[:1])
+             if n.source != c.source and n.turns and n.turns[0].kind == "answerable" and n.turns[0].answers]
+    records = []
+    for done, (conv, nxt) in enumerate(pairs, 1):
+        t = nxt.turns[0]
+        history: list[dict] = []
+        for u in conv.turns[:depth]:
+            history += [{"role": "user", "content": u.q},
+                        {"role": "assistant", "content": u.answers[0] if u.answers else "unknown"}]
+        started = time.perf_counter()
+        answer = chat(t.q, history)
+        seconds = time.perf_counter() - started
+        alone = chat(t.q, [])
+
+        def cites(a: Answer, source: str) -> bool:
+            return any(_same_source(c.source, source) for c in a.citations if c.cited)
+
+        records.append(ChangeRecord(
+            conv.id, depth, t.q, conv.split, answer.answer, answer.abstained, seconds,
+            answer_right(answer.answer, t.answers, answer.abstained), cites(answer, nxt.source),
+            cites(answer, conv.source), answer_right(alone.answer, t.answers, alone.abstained),
+            cites(alone, nxt.source)))
+        if progress:
+            progress(done, len(pairs), t.q)
+    return records
+
+
+def summarize_changes(records: list[ChangeRecord]) -> dict:
+    """The headline numbers for changes of subject (see the module docstring)."""
+    return {
+        "subject_changes": len(records),
+        "after_turns": records[0].depth if records else None,
+        "answers_right_after_change": _mean(r.right for r in records),
+        "answers_right_asked_alone": _mean(r.right_alone for r in records),
+        "cites_new_story": _mean(r.new for r in records),
+        "cites_new_story_alone": _mean(r.new_alone for r in records),
+        "cites_old_story": _mean(r.old for r in records),
+        "abstained_after_change": _mean(r.abstained for r in records),
+        **_latency(records),
+    }
+
+
 def summarize_turns(records: list[TurnRecord], k: int) -> dict:
     """The headline numbers for conversation turns (see the module docstring)."""
     first = [r for r in records if r.turn == 1]
@@ -539,6 +609,8 @@ class Report:
         if records and isinstance(records[0], TurnRecord):
             def summary(rs):
                 return summarize_turns(rs, self.k)
+        elif records and isinstance(records[0], ChangeRecord):
+            summary = summarize_changes
         else:
             def summary(rs):
                 return summarize(rs, self.k, sources_indexed)

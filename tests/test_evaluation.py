@@ -87,6 +87,7 @@ from assistant.evaluation import (  # noqa: E402
     Turn,
     answer_right,
     evaluate_conversations,
+    evaluate_subject_changes,
     f1,
     is_conversation_file,
     leading_span,
@@ -95,6 +96,7 @@ from assistant.evaluation import (  # noqa: E402
     normalize_answer,
     question_type,
     summarize,
+    summarize_changes,
     summarize_turns,
 )
 
@@ -272,6 +274,32 @@ def test_conversations_ask_with_the_gold_history_and_score_follow_ups(tmp_path):
     assert len(own) == 2 and own[1][1]["content"] == "Ann found it [1]."
 
 
+def test_a_change_of_subject_asks_the_next_conversations_first_question_after_this_ones_turns():
+    other = Conversation("c2", "other.txt", "dev", (Turn(1, "Who baked the cake?", ("Bo",), (0, 10)),))
+    asked = []
+
+    def chat(q, history):  # answers from the other story alone, from the old one after a conversation
+        asked.append((q, history))
+        if q == "Who found the dog?":
+            return _answer("Ann found it [1].", [_at(1, 90, 130, source="story.txt")], q=q)
+        source = "story.txt" if history else "other.txt"
+        return _answer("Bo [1]." if not history else "Ann [1].", [_at(1, 0, 10, source=source)], q=q)
+
+    recs = evaluate_subject_changes(chat, [STORY, other], depth=2)
+    # STORY → other's first question; other → STORY's: two changes, each asked after 2 turns and alone
+    assert [r.q for r in recs] == ["Who baked the cake?", "Who found the dog?"]
+    assert asked[0][1] == [{"role": "user", "content": "Who found the dog?"}, {"role": "assistant", "content": "Ann"},
+                           {"role": "user", "content": "Where was it?"},
+                           {"role": "assistant", "content": "in the park"}]
+    first = recs[0]
+    assert (first.right, first.new, first.old, first.right_alone, first.new_alone) == (False, False, True, True, True)
+    s = summarize_changes(recs)
+    assert s["subject_changes"] == 2 and s["answers_right_asked_alone"] == 1.0 and s["after_turns"] == 2
+    report = Report(4)
+    report.add("assistant", recs)
+    assert "answers_right_after_change" in report.table()
+
+
 def test_a_passage_overlapping_less_than_half_of_the_rationale_misses():
     turn = Conversation("c", "s.txt", "dev", (Turn(1, "q?", ("a",), (100, 140)),))
     for start, end, hit in [(121, 400, False), (120, 400, True), (0, 100, False), (100, 140, True)]:
@@ -349,6 +377,10 @@ def test_eval_command_runs_squad_style_and_conversation_files(tmp_path):
     turns = report["records"]["assistant"]
     assert [t["turn"] for t in turns] == [1, 2] and turns[1]["raw_hit"] is True
     assert report["summaries"]["assistant"]["dev"]["followup_hit@4_raw"] == 1.0
+    refused = subprocess.run([sys.executable, "-m", "assistant", "eval", str(squad), "--docs", str(docs),
+                              "--backend", "none", "--subject-changes", "1"], capture_output=True, text=True,
+                             env=env, timeout=600)
+    assert refused.returncode != 0 and "needs a file of conversations" in refused.stderr
 
 
 class _ScriptedLLM:
