@@ -529,6 +529,10 @@ def evaluate_subject_changes(chat: Callable[[str, list[dict]], Answer], conversa
     (with their gold answers), and alone; over neighbours whose first turn is answerable."""
     pairs = [(c, n) for c, n in zip(conversations, conversations[1:] + conversations[:1])
              if n.source != c.source and n.turns and n.turns[0].kind == "answerable" and n.turns[0].answers]
+
+    def cites(a: Answer, source: str) -> bool:
+        return any(_same_source(c.source, source) for c in a.citations if c.cited)
+
     records = []
     for done, (conv, nxt) in enumerate(pairs, 1):
         t = nxt.turns[0]
@@ -540,10 +544,6 @@ def evaluate_subject_changes(chat: Callable[[str, list[dict]], Answer], conversa
         answer = chat(t.q, history)
         seconds = time.perf_counter() - started
         alone = chat(t.q, [])
-
-        def cites(a: Answer, source: str) -> bool:
-            return any(_same_source(c.source, source) for c in a.citations if c.cited)
-
         records.append(ChangeRecord(
             conv.id, depth, t.q, conv.split, answer.answer, answer.abstained, seconds,
             answer_right(answer.answer, t.answers, answer.abstained), cites(answer, nxt.source),
