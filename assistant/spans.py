@@ -61,6 +61,7 @@ _FINDERS = {DATE: _DATES, NUMBER: _NUMBERS, REASON: _REASON}
 # "in 1987" is when, not how many or how much.
 _BARE_YEAR = re.compile(r"[12]\d{3}")
 _BEFORE_A_YEAR = re.compile(r"\b(?:in|since|until|till|before|after|during)\s+$", re.I)  # not "won by 2000"
+_YEAR_SLASH = re.compile(r"[12]\d{3}/$")  # "2008/09": the 09 is the year's end, not a number
 
 
 def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
@@ -88,7 +89,8 @@ def candidates(sentence: str, kind: str) -> list[tuple[int, int]]:
         if text.strip(" ,.;:-"):
             start = m.start() + len(text) - len(text.lstrip(" -"))
             end = m.end() - (len(text) - len(text.rstrip(" ,.;:")))
-            if kind == NUMBER and _BARE_YEAR.fullmatch(sentence[start:end]) and _BEFORE_A_YEAR.search(sentence[:start]):
+            if kind == NUMBER and (_YEAR_SLASH.search(sentence[:start]) or (
+                    _BARE_YEAR.fullmatch(sentence[start:end]) and _BEFORE_A_YEAR.search(sentence[:start]))):
                 continue
             out.append((start, end))
     return out

@@ -78,6 +78,7 @@ def test_acronyms_match_their_expansion():
     ("The lighthouse was automated in 1987 and runs on solar power.", NUMBER, []),  # when, not how many
     ("It sold 1987 copies in 2001.", NUMBER, ["1987 copies"]),
     ("They won by 2000 and rose from 1500 to 1800.", NUMBER, ["2000", "1500", "1800"]),
+    ("In 2008/09, 22 per cent of classes used it, 7/10 of them.", NUMBER, ["22 per cent", "7", "10"]),
 ])
 def test_span_candidates(sentence, kind, found):
     assert [sentence[s:e] for s, e in candidates(sentence, kind)] == found
