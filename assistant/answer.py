@@ -38,11 +38,10 @@ SECOND_SHARE = 0.8
 BEFORE_WORDS = 10
 # Kinds of question whose answer span leads the quote ("1871 — The lighthouse ...").
 LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
-# Below this confidence (a follow-up answered from its conversation's document however weakly)
-# the sentence is quoted without naming a span of it as the answer.
+# Below this confidence (``Evidence.nearest_only``: a follow-up answered from its conversation's
+# document however weakly) the sentence is quoted without naming a span of it as the answer,
+# and opens with WEAK_TEXT, so the reader knows it may not answer.
 LEAD_CONFIDENCE = FOLLOWUP_ANSWER_THRESHOLD
-# A quote below LEAD_CONFIDENCE (only a follow-up answered from its conversation's document
-# however weakly gets one) opens with this, so the reader knows it may not answer.
 WEAK_TEXT = "Not said directly; the nearest passage:"
 # A written sentence is supported when one sentence of a passage it cites holds every name and
 # number in it and at least this share of its other content words.
@@ -168,7 +167,7 @@ def lead_span(ev: Evidence) -> str | None:
     """The answer span a quote of ``ev`` leads with: the date, number or name in the best
     sentence, when the question asks for one and the confidence reaches ``LEAD_CONFIDENCE``."""
     best = ev.sentences[0] if ev.sentences else None
-    if best is None or best.span is None or ev.question.kind not in LEAD_KINDS or ev.confidence < LEAD_CONFIDENCE:
+    if best is None or best.span is None or ev.question.kind not in LEAD_KINDS or ev.nearest_only:
         return None
     return best.text[best.span[0]:best.span[1]]
 
@@ -209,7 +208,7 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
             cut = _last_words(text[b0:b1], BEFORE_WORDS)
             before = ("… " if cut else "") + _squash(text[b0 + cut:b1]) + " "
             marks.add(n, b0 + cut, b1)
-        hedge = f"{WEAK_TEXT} " if i == 0 and ev.confidence < LEAD_CONFIDENCE else ""
+        hedge = f"{WEAK_TEXT} " if i == 0 and ev.nearest_only else ""
         said = len(f"{hedge}{lead}{label}{before}".split()) if i == 0 else 0
         a, b = trim_to_question(s.text, asked, max(MIN_QUOTE_WORDS, QUOTE_WORDS - said - 2))
         body = ("… " if a > 0 else "") + _squash(s.text[a:b]) + (" …" if b < len(s.text) else "")

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from assistant import followup, overview
-from assistant.answer import (ABSTAIN_TEXT, LEAD_CONFIDENCE, Answer, Marks, check_claims, finalize, make_citations,
-                              quote)
+from assistant.answer import ABSTAIN_TEXT, Answer, Marks, check_claims, finalize, make_citations, quote
 from assistant.config import MODES, Settings, check_k
 from assistant.evidence import (ANSWER_THRESHOLD, FOLLOWUP_ANSWER_THRESHOLD, Evidence, Passage, evidence,
                                 idf_weights)
@@ -212,7 +211,7 @@ class Assistant:
         if not hits or not ev.answerable:
             yield final(ABSTAIN_TEXT, True, hits)
             return
-        if mode == "extractive" or (mode == "auto" and ev.strong) or ev.confidence < LEAD_CONFIDENCE:
+        if mode == "extractive" or (mode == "auto" and ev.strong) or ev.nearest_only:
             # a passage states the answer plainly: quote it rather than have a small model paraphrase;
             # or only the nearest passage of a follow-up's document: quote it, saying so (``quote``)
             text, marks = quote(ev, texts)

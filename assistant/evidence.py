@@ -116,6 +116,12 @@ class Evidence:
     def strong(self) -> bool:
         return self.answerable and self.confidence >= min(QUOTE_THRESHOLD, self.threshold)
 
+    @property
+    def nearest_only(self) -> bool:
+        """Under the follow-up threshold: only a conversation's document's nearest passage
+        (answerable at all through ``CONVERSATION_DOCUMENT_THRESHOLD``), not an answer."""
+        return self.confidence < FOLLOWUP_ANSWER_THRESHOLD
+
     def only(self, hits: Sequence[int]) -> "Evidence":
         """The evidence restricted to some passages, renumbered in the order given."""
         position = {h: i for i, h in enumerate(hits)}
