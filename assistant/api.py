@@ -11,11 +11,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 import threading
 from pathlib import Path
 from typing import Iterator
 
-from assistant import followup, overview
+from assistant import followup, overview, spelling
 from assistant.answer import ABSTAIN_TEXT, Answer, Marks, check_claims, finalize, make_citations, quote
 from assistant.config import MODES, Settings, check_k
 from assistant.evidence import (ANSWER_THRESHOLD, FOLLOWUP_ANSWER_THRESHOLD, Evidence, Passage, evidence,
@@ -188,7 +189,11 @@ class Assistant:
             mode = "extractive"
         doc_ids = self.doc_ids(docs)
         history = followup.check_history(history)
-        rewritten = followup.rewrite(question, history) if history else None
+        # typos first ("minstry" → "ministry"), so a follow-up's rewrite and the search both see the word meant
+        corrected = spelling.correct(question[:MAX_QUESTION_CHARS], self._term_frequency, self._spelt,
+                                     overview.command_words())
+        rewritten = (followup.rewrite(corrected, history) if history else None) \
+            or (corrected if corrected != question[:MAX_QUESTION_CHARS] else None)
         query = (rewritten or question)[:MAX_QUESTION_CHARS]
         docs_by_id = {d.doc_id: d for d in self.documents()}
         sources = {i: (d.source, d.title) for i, d in docs_by_id.items()}
@@ -356,6 +361,16 @@ class Assistant:
             return [float(sum(a * b for a, b in zip(q, v))) for v in self.embedder.embed(texts)]
 
         return similarity
+
+    def _term_frequency(self, words: list[str]) -> dict[str, int]:
+        """How many chunks hold each analysed term (0 for none)."""
+        return self.index.catalog.term_stats(words)[1]
+
+    def _spelt(self, word: str) -> bool:
+        """Whether a passage has ``word`` spelt so (any case): one of those the keyword index
+        finds first for it."""
+        pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.I)
+        return any(pattern.search(chunk.text) for chunk, _ in self.index.catalog.keyword_search(word, 5))
 
     def idf(self, words) -> dict[str, float]:
         """IDF of each word (analysed terms) over this index's chunks."""

@@ -62,6 +62,12 @@ def intent(question: str) -> str | None:
     return next((kind for pattern, kind in _INTENTS if pattern.search(question)), None)
 
 
+def command_words() -> list[str]:
+    """The words document questions are told apart by ("summarize", "author", "headline"):
+    spelt right whatever the documents hold, so a typo of one is corrected to it."""
+    return _INTENT_TEXT.split()
+
+
 def topic_words(question: str) -> list[str]:
     """The words of a document-level question that say which document ("... about WeChat")."""
     return [t for t in terms(question) if t not in _intent_words()]

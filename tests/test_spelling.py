@@ -1,0 +1,106 @@
+"""Typo correction of questions (``assistant.spelling``): model-free rules with a fake index
+vocabulary, and one real index to show the answer a typo used to lose."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant.spelling import MAX_CORRECTIONS, correct, edits, english_words, is_english
+from index.terms import terms
+
+# the passages' words, and what the keyword index would say of their terms
+PASSAGES = ("The Ministry of State Security joined the platform WeChat; the new security laws take effect "
+            "in July. The hall of the tower. os.getpid() returns. La Tomatina in Bunol. Handel wrote it. Latent heat. A tender.")
+HELD = {}
+for t in terms(PASSAGES):
+    HELD[t] = HELD.get(t, 0) + 1
+
+
+def frequency(words):
+    return {w: HELD.get(w, 0) for w in words}
+
+
+def spelt(word):
+    return word.lower() in {w.lower() for w in re.findall(r"\w+", PASSAGES)}
+
+
+def fix(question, known=("author", "summarize")):
+    return correct(question, frequency, spelt, known)
+
+
+def test_edits_are_one_change_away_without_repeats():
+    found = edits("teh")
+    assert "the" in found and "tech" in found and "th" in found and "tea" in found
+    assert len(found) == len(set(found)) and "teh" not in found
+    assert found[0] == "eth"  # swaps first
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("When did the minstry join WeChat?", "When did the ministry join WeChat?"),  # a letter dropped
+    ("Which platfrom did it join?", "Which platform did it join?"),  # two swapped
+    ("when will the new secrity laws take efect?", "when will the new security laws take effect?"),
+    ("Whcih platform did the ministery join?", "Which platform did the ministry join?"),  # a stopword, capitalised
+    ("which platform did teh ministry join", "which platform did the ministry join"),  # a short stopword
+    ("who is the autor", "who is the author"),  # a command word no document holds
+])
+def test_a_typo_becomes_the_word_the_documents_use(typed, meant):
+    assert fix(typed) == meant
+
+
+@pytest.mark.parametrize("question", [
+    "How tall is the hall?",  # "tall" is English: never turned into "hall", though the index holds only that
+    "Who founded Zxqwerty Corp?",  # a name the documents lack stays a name they lack
+    "Who is Jonh Smith?",  # capitalised mid-question: maybe a name
+    "What does os.getpd return?",  # code
+    "What did covid19 change?",  # digits
+    "hwo did it join?",  # "who" or "how": too close to call
+    "What is a blorptastic?",  # nothing one edit away
+    "Where is the ministry's new platform?",  # every word held or English
+    "Who was the sender?",  # "send" + "er": English, though the passages say "tender"
+    "Who lamented the decision?",  # "latented" has the stem of "latent", but no passage has that word
+])
+def test_what_may_not_be_a_typo_is_left_alone(question):
+    assert fix(question) == question
+
+
+@pytest.mark.parametrize("word, english", [
+    ("tall", True), ("sender", True), ("tied", True), ("stopped", True), ("cities", True),
+    ("minstry", False), ("platfrom", False), ("roomates", False), ("teh", False),
+])
+def test_english_words_with_their_endings(word, english):
+    assert is_english(word) is english
+
+
+def test_a_held_word_is_never_changed():
+    # "bunol" is no English word, but the index holds it
+    assert fix("What happens in bunol?") == "What happens in bunol?"
+
+
+def test_at_most_a_few_words_are_corrected():
+    typed = " ".join(["minstry"] * (MAX_CORRECTIONS + 2))
+    assert fix(typed).split().count("ministry") == MAX_CORRECTIONS
+
+
+def test_the_english_word_list_is_the_embedders_vocabulary():
+    words = english_words()
+    assert 15_000 < len(words) < 40_000
+    assert {"tall", "tower", "lighthouse", "painted"} <= words
+    assert not {"minstry", "platfrom", "teh"} & words
+
+
+@pytest.mark.slow
+def test_a_question_with_typos_is_answered_and_shows_how_it_was_read(tmp_path, embedder):
+    from assistant import Assistant, Settings
+    from tests.conftest import ROOT
+
+    bot = Assistant(Settings.from_env(index_dir=tmp_path / "index", backend="none"), embedder=embedder)
+    assert not bot.ingest([ROOT / "seeds"]).failed
+    answer = bot.ask("When did the minstry join WeChat?")
+    assert not answer.abstained and "Monday" in answer.answer
+    assert answer.rewritten_question == "When did the ministry join WeChat?"
+    assert answer.question == "When did the minstry join WeChat?"
+    plain = bot.ask("When did the ministry join WeChat?")
+    assert plain.rewritten_question is None
+    assert bot.ask("Whcih platfrom did the ministery join?").answer.startswith("WeChat")
