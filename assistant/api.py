@@ -189,7 +189,7 @@ class Assistant:
             mode = "extractive"
         doc_ids = self.doc_ids(docs)
         history = followup.check_history(history)
-        # typos first ("minstry" → "ministry"), so a follow-up's rewrite and the search both see the word meant
+        # typos first ("minstry" → "ministry"): a follow-up's rewrite and the search see the word meant
         corrected = spelling.correct(question[:MAX_QUESTION_CHARS], self._term_frequency, self._spelt,
                                      overview.command_words())
         rewritten = (followup.rewrite(corrected, history) if history else None) \

@@ -136,8 +136,9 @@ def _spelling(options: list[str], held: dict[str, int], spelt: Callable[[str], b
 
 def _plain_words(question: str) -> list[tuple[re.Match, str]]:
     """The question's lower-case words (the first may be capitalised), as (match, word):
-    the ones a typo correction may touch. Names, acronyms and words in code (next to
-    ``_ / ` -``, a dot inside a name, a bracket after it, or a digit) are left out, and so are stopwords and contractions."""
+    the ones a typo correction may touch. Left out: names, acronyms, stopwords,
+    contractions, and words in code (next to ``_ / ` -``, a dot inside a name, a bracket
+    after it, or a digit)."""
     out = []
     for m in _WORD.finditer(question):
         word = m.group()

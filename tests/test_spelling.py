@@ -12,7 +12,8 @@ from index.terms import terms
 
 # the passages' words, and what the keyword index would say of their terms
 PASSAGES = ("The Ministry of State Security joined the platform WeChat; the new security laws take effect "
-            "in July. The hall of the tower. os.getpid() returns. La Tomatina in Bunol. Handel wrote it. Latent heat. A tender.")
+            "in July. The hall of the tower. os.getpid() returns. La Tomatina in Bunol. Handel wrote it. "
+            "Latent heat. A tender.")
 HELD = {}
 for t in terms(PASSAGES):
     HELD[t] = HELD.get(t, 0) + 1
@@ -41,7 +42,7 @@ def test_edits_are_one_change_away_without_repeats():
     ("When did the minstry join WeChat?", "When did the ministry join WeChat?"),  # a letter dropped
     ("Which platfrom did it join?", "Which platform did it join?"),  # two swapped
     ("when will the new secrity laws take efect?", "when will the new security laws take effect?"),
-    ("Whcih platform did the ministery join?", "Which platform did the ministry join?"),  # a stopword, capitalised
+    ("Whcih platform did the ministery join?", "Which platform did the ministry join?"),  # capitalised stopword
     ("which platform did teh ministry join", "which platform did the ministry join"),  # a short stopword
     ("who is the autor", "who is the author"),  # a command word no document holds
 ])
