@@ -26,6 +26,7 @@ from assistant.prompt import PromptBudget, build_messages, fit_passages
 from assistant.retrieval import Hit, Retriever
 from index.catalog import Document
 from index.sync import ChunkSettings, Index, SyncReport, ingest, is_text_document, remove
+from index.terms import terms
 
 EMPTY_INDEX_TEXT = "No documents are indexed yet; add some first (assistant ingest PATH)."
 MAX_QUESTION_CHARS = 2000
@@ -189,13 +190,14 @@ class Assistant:
             mode = "extractive"
         doc_ids = self.doc_ids(docs)
         history = followup.check_history(history)
-        # typos first ("minstry" → "ministry"): a follow-up's rewrite and the search see the word meant
-        corrected = spelling.correct(question[:MAX_QUESTION_CHARS], self._term_frequency, self._spelt,
-                                     overview.command_words())
-        rewritten = (followup.rewrite(corrected, history) if history else None) \
-            or (corrected if corrected != question[:MAX_QUESTION_CHARS] else None)
-        query = (rewritten or question)[:MAX_QUESTION_CHARS]
         docs_by_id = {d.doc_id: d for d in self.documents()}
+        # typos first ("minstry" → "ministry"): a follow-up's rewrite and the search see the word meant
+        typed = question[:MAX_QUESTION_CHARS]
+        corrected = self._corrected(typed) if docs_by_id else typed
+        rewritten = followup.rewrite(corrected, history) if history else None
+        if rewritten is None and corrected != typed:
+            rewritten = corrected
+        query = (rewritten or question)[:MAX_QUESTION_CHARS]
         sources = {i: (d.source, d.title) for i, d in docs_by_id.items()}
 
         def final(text, abstained, hits=(), marks=None, used_mode="extractive", asked_llm=False, kind="answer"):
@@ -362,15 +364,16 @@ class Assistant:
 
         return similarity
 
-    def _term_frequency(self, words: list[str]) -> dict[str, int]:
-        """How many chunks hold each analysed term (0 for none)."""
-        return self.index.catalog.term_stats(words)[1]
+    def _corrected(self, question: str) -> str:
+        """``question`` with its typos corrected to words the passages use (``assistant.spelling``)."""
+        catalog = self.index.catalog
 
-    def _spelt(self, word: str) -> bool:
-        """Whether a passage has ``word`` spelt so (any case): one of those the keyword index
-        finds first for it."""
-        pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.I)
-        return any(pattern.search(chunk.text) for chunk, _ in self.index.catalog.keyword_search(word, 5))
+        def spelt(word: str) -> bool:  # a passage has it, in lower case (a few passages with its term looked at)
+            pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
+            return any(pattern.search(text) for t in terms(word) for text in catalog.texts_with_term(t, 20))
+
+        return spelling.correct(question, lambda words: catalog.term_stats(words)[1], spelt,
+                                overview.command_words())
 
     def idf(self, words) -> dict[str, float]:
         """IDF of each word (analysed terms) over this index's chunks."""

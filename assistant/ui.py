@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from assistant import spelling
 from assistant.answer import Answer
 from assistant.api import Assistant
 from assistant.config import K_MAX, MODES, check_k
@@ -421,6 +422,7 @@ def _warm_up(bot: Assistant) -> None:
     """Load the models and run each once while the page starts, so the first answer is quick."""
     bot.embedder.embed(["warm up"])
     bot.retriever.warm_up()
+    spelling.english_words()
     if bot.llm is not None:
         try:
             list(stream_text(bot.llm, [{"role": "user", "content": "Hi"}], 1))

@@ -445,6 +445,17 @@ class Catalog:
                 ).fetchall())
         return count, {t: found.get(t, 0) for t in unique}
 
+    def texts_with_term(self, term: str, n: int) -> list[str]:
+        """The texts of up to ``n`` chunks holding the analysed ``term`` (any of them, unranked:
+        a cheap look at how the documents spell it)."""
+        with self.snapshot():
+            rows = self._db.execute(
+                "SELECT c.text FROM (SELECT rowid AS r FROM keyword WHERE keyword MATCH ? LIMIT ?) "
+                "JOIN keyword_rows k ON k.row = r JOIN chunks c ON c.chunk_id = k.chunk_id",
+                [f'"{term}"', n],  # quoted: never read as FTS5 syntax
+            ).fetchall()
+        return [text for (text,) in rows]
+
     # chunks ---------------------------------------------------------------
     def chunk_ids(self, doc_id: str | None = None) -> set[str]:
         """Ids of all chunks, or of one document's."""
