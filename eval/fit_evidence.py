@@ -128,22 +128,33 @@ def write(tables: dict) -> None:
     path.write_text(source, encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def pool_arguments(parser: argparse.ArgumentParser, pool: int, pool_help: str) -> None:
+    """The arguments naming the data, the converted SQuAD folder, an index and the pool's size."""
     parser.add_argument("data", help="the folder scripts/bigbench-data prints")
     parser.add_argument("squad", type=Path, help="the folder `python -m assistant.evalsets squad` wrote")
     parser.add_argument("--index", type=Path, required=True, help="an index folder for the documents")
-    parser.add_argument("--pool", type=int, default=1500, help="dev questions to fit on")
-    parser.add_argument("--write", action="store_true", help="write the weights into assistant/evidence.py")
-    args = parser.parse_args(argv)
+    parser.add_argument("--pool", type=int, default=pool, help=pool_help)
 
+
+def open_pool(args: argparse.Namespace) -> tuple[Assistant, dict, list[dict]]:
+    """The assistant over the converted documents (indexed first), its documents by id, and
+    ``args.pool`` dev-article questions not in the evaluation file."""
     data = json.loads(find_input(Path(args.data), SQUAD_FILE).read_text(encoding="utf-8"))
     exclude = {json.loads(line)["id"] for line in (args.squad / "squad.jsonl").read_text().splitlines()}
     bot = Assistant(Settings.from_env(index_dir=args.index, backend="none"))
     bot.ingest([args.squad / "docs"])
     docs_by_id = {d.doc_id: d for d in bot.documents()}
+    return bot, docs_by_id, pool_questions(data, args.squad / "docs", exclude, args.pool)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    pool_arguments(parser, 1500, "dev questions to fit on")
+    parser.add_argument("--write", action="store_true", help="write the weights into assistant/evidence.py")
+    args = parser.parse_args(argv)
+
+    bot, docs_by_id, pool = open_pool(args)
     by_source = {d.source: d.doc_id for d in docs_by_id.values()}
-    pool = pool_questions(data, args.squad / "docs", exclude, args.pool)
     print(f"{len(pool)} dev questions", file=sys.stderr)
 
     # 1. PRESCORE: every candidate, no dense feature

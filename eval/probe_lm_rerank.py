@@ -21,7 +21,6 @@ LLM scoring takes per question. docs/evaluation.md has the figures.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,12 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from assistant import Assistant, Settings, answer as an, evidence as ev  # noqa: E402
+from assistant import answer as an, evidence as ev  # noqa: E402
 from assistant.api import CANDIDATE_PASSAGES  # noqa: E402
-from assistant.evalsets import SQUAD_FILE, find_input  # noqa: E402
 from assistant.evaluation import answer_right  # noqa: E402
 from assistant.models import prepared_model_path  # noqa: E402
-from fit_evidence import describe, labelled, pool_questions  # noqa: E402
+from fit_evidence import describe, labelled, open_pool, pool_arguments  # noqa: E402
 
 
 class QuestionLikelihood:
@@ -63,19 +61,11 @@ class QuestionLikelihood:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", help="the folder scripts/bigbench-data prints")
-    parser.add_argument("squad", type=Path, help="the folder `python -m assistant.evalsets squad` wrote")
-    parser.add_argument("--index", type=Path, required=True, help="an index folder for the documents")
-    parser.add_argument("--pool", type=int, default=900, help="dev-article questions to measure on")
+    pool_arguments(parser, 900, "dev-article questions to measure on")
     parser.add_argument("--top", type=int, default=5, help="sentences the LLM rescores per question")
     args = parser.parse_args(argv)
 
-    data = json.loads(find_input(Path(args.data), SQUAD_FILE).read_text(encoding="utf-8"))
-    exclude = {json.loads(line)["id"] for line in (args.squad / "squad.jsonl").read_text().splitlines()}
-    bot = Assistant(Settings.from_env(index_dir=args.index, backend="none"))
-    bot.ingest([args.squad / "docs"])
-    docs_by_id = {d.doc_id: d for d in bot.documents()}
-    pool = pool_questions(data, args.squad / "docs", exclude, args.pool)
+    bot, docs_by_id, pool = open_pool(args)
     likelihood = QuestionLikelihood()
 
     measured, seconds = [], []
