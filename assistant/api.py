@@ -195,7 +195,9 @@ class Assistant:
         typed = question[:MAX_QUESTION_CHARS]
         corrected = self._corrected(typed) if docs_by_id else typed
         rewritten = followup.rewrite(corrected, history) if history else None
-        if rewritten is None and corrected != typed:
+        if rewritten is not None:  # its antecedent may come from an earlier question with a typo
+            rewritten = self._corrected(rewritten)
+        elif corrected != typed:
             rewritten = corrected
         query = (rewritten or question)[:MAX_QUESTION_CHARS]
         sources = {i: (d.source, d.title) for i, d in docs_by_id.items()}

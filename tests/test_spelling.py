@@ -125,6 +125,9 @@ def test_a_question_with_typos_is_answered_and_shows_how_it_was_read(tmp_path, e
     follow = bot.chat("When did it jion?", history=[{"role": "user", "content": "Which platform did the ministry join?"},
                                                     {"role": "assistant", "content": "WeChat [1]"}])
     assert "join" in follow.rewritten_question and "Monday" in follow.answer
+    after_typo = bot.chat("When did it join?", history=[{"role": "user", "content": "Which platfrom did the minstry join?"},
+                                                        {"role": "assistant", "content": "WeChat [1]"}])
+    assert "minstry" not in after_typo.rewritten_question and "Monday" in after_typo.answer
 
 
 @pytest.mark.slow
