@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.evidence import FOLLOWUP_ANSWER_THRESHOLD, Evidence, Sentence
+from assistant.evidence import Evidence, Sentence
 from assistant.question import DATE, NAME, NUMBER, PERSON, PLACE
 from index.sentences import sentence_spans
 from index.terms import terms
@@ -38,10 +38,9 @@ SECOND_SHARE = 0.8
 BEFORE_WORDS = 10
 # Kinds of question whose answer span leads the quote ("1871 — The lighthouse ...").
 LEAD_KINDS = (DATE, NUMBER, PERSON, PLACE, NAME)
-# Below this confidence (``Evidence.nearest_only``: a follow-up answered from its conversation's
-# document however weakly) the sentence is quoted without naming a span of it as the answer,
-# and opens with WEAK_TEXT, so the reader knows it may not answer.
-LEAD_CONFIDENCE = FOLLOWUP_ANSWER_THRESHOLD
+# When the evidence is only the nearest passage (``Evidence.nearest_only``: a follow-up answered
+# from its conversation's document however weakly), the sentence is quoted without naming a span
+# of it as the answer, and opens with WEAK_TEXT, so the reader knows it may not answer.
 WEAK_TEXT = "Not said directly; the nearest passage:"
 # A written sentence is supported when one sentence of a passage it cites holds every name and
 # number in it and at least this share of its other content words.
@@ -165,7 +164,7 @@ def _last_words(text: str, words: int) -> int:
 
 def lead_span(ev: Evidence) -> str | None:
     """The answer span a quote of ``ev`` leads with: the date, number or name in the best
-    sentence, when the question asks for one and the confidence reaches ``LEAD_CONFIDENCE``."""
+    sentence, when the question asks for one and the evidence is more than ``nearest_only``."""
     best = ev.sentences[0] if ev.sentences else None
     if best is None or best.span is None or ev.question.kind not in LEAD_KINDS or ev.nearest_only:
         return None
@@ -177,11 +176,11 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
 
     The best sentence, cut to ``QUOTE_WORDS`` words around the question's words when
     longer ("…" where cut); led by the answer span when the question asks for a date, a
-    number or a name and the confidence reaches ``LEAD_CONFIDENCE``; named by the term or
+    number or a name (``lead_span``); named by the term or
     heading it describes when it does not say
     ("os.cpu_count(): Return the number of CPUs in the system."); preceded by the sentence
     it leans on ("It ..."); followed by the second best when it is short and nearly as good.
-    Below ``LEAD_CONFIDENCE`` it opens with ``WEAK_TEXT``: the nearest passage, not an answer.
+    When the evidence is ``nearest_only`` it opens with ``WEAK_TEXT``: the nearest passage, not an answer.
     """
     best = ev.sentences[0]
     chosen = [best]
@@ -419,6 +418,6 @@ def make_citations(hits: list, answer: str, marks: Marks | None,
     return out
 
 
-__all__ = ["ABSTAIN_TEXT", "ANSWER_VERSION", "WEAK_TEXT", "Answer", "Citation", "Marks", "Sentence", "check_claims",
-           "clean_markers", "cited_numbers", "finalize", "lead_span", "make_citations", "quote", "says_not_found",
-           "supporting_sentence", "trim_to_question"]
+__all__ = ["ABSTAIN_TEXT", "ANSWER_VERSION", "WEAK_TEXT", "Answer", "Citation", "Marks", "Sentence",
+           "check_claims", "clean_markers", "cited_numbers", "finalize", "lead_span", "make_citations", "quote",
+           "says_not_found", "supporting_sentence", "trim_to_question"]

@@ -91,7 +91,7 @@ def edits(word: str) -> list[str]:
     """Every string one edit from ``word``: two letters swapped, one changed, one added,
     one dropped (in that order, without repeats)."""
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    swapped = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1 and b[0] != b[1]]
+    swapped = _swaps(word)
     changed = [a + c + b[1:] for a, b in splits if b for c in _LETTERS if c != b[0]]
     added = [a + c + b for a, b in splits for c in _LETTERS]
     dropped = [a + b[1:] for a, b in splits if b]
@@ -99,7 +99,9 @@ def edits(word: str) -> list[str]:
 
 
 def _swaps(word: str) -> list[str]:
-    return [word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1) if word[i] != word[i + 1]]
+    """Every string ``word`` becomes by swapping two neighbouring (different) letters."""
+    return [word[:i] + word[i + 1] + word[i] + word[i + 2:]
+            for i in range(len(word) - 1) if word[i] != word[i + 1]]
 
 
 def _stopword(options: list[str]) -> str | None:
@@ -126,7 +128,8 @@ def correct(question: str, frequency: Callable[[list[str]], dict[str, int]],
     """
     known_words = set(known)
     known_terms = {t for w in known_words for t in terms(w)}
-    words = [(m, w) for m, w in _plain_words(question) if not is_english(w) and not set(terms(w)) <= known_terms]
+    words = [(m, w) for m, w in _plain_words(question)
+             if not is_english(w) and not set(terms(w)) <= known_terms]
     if not words:
         return question
     counts = frequency(sorted({t for _, w in words for t in terms(w)}))

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from assistant import followup, overview
-from assistant.answer import (LEAD_CONFIDENCE, QUOTE_WORDS, WEAK_TEXT, check_claims, clean_markers, finalize,
+from assistant.answer import (QUOTE_WORDS, WEAK_TEXT, check_claims, clean_markers, finalize,
                               lead_span, quote, supporting_sentence, trim_to_question)
 from assistant.evidence import (
     ANSWER_THRESHOLD,
@@ -197,7 +197,8 @@ def test_a_quote_leads_with_the_span_and_marks_it():
     answer, marks = quote(ev, [text])
     assert answer == "3 March 1871 — The lighthouse at Hollowmere was first lit on 3 March 1871. [1]"
     assert [text[s:e] for s, e in marks.answers[1]] == ["3 March 1871"]
-    weak = dataclasses.replace(ev, confidence=LEAD_CONFIDENCE / 2, threshold=LEAD_CONFIDENCE / 4)
+    weak = dataclasses.replace(ev, confidence=FOLLOWUP_ANSWER_THRESHOLD / 2,
+                               threshold=FOLLOWUP_ANSWER_THRESHOLD / 4)
     answer, marks = quote(weak, [text])  # a weak match names no answer, it only quotes, and says so
     assert answer == f"{WEAK_TEXT} {text} [1]" and not marks.answers
 
@@ -270,7 +271,8 @@ def test_a_written_answer_must_hold_the_answer_the_evidence_names():
     for kept in ("The tower is 41 metres tall [1].", "The tower is 41 m tall [1]."):  # the number is what counts
         assert finalize("How tall is the lighthouse tower?", kept, ev, [text], [""])[:3] == (kept, False, False)
     # a weak match names no answer span, so it asks nothing of the written answer
-    weak = dataclasses.replace(ev, confidence=LEAD_CONFIDENCE / 2, threshold=LEAD_CONFIDENCE / 4)
+    weak = dataclasses.replace(ev, confidence=FOLLOWUP_ANSWER_THRESHOLD / 2,
+                               threshold=FOLLOWUP_ANSWER_THRESHOLD / 4)
     assert lead_span(weak) is None
 
 
