@@ -24,8 +24,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from assistant.errors import SettingError
+
 BACKENDS = ("bundled", "openai", "none")
-RUNTIMES = ("onnx", "torch")  # index.embedder.RUNTIMES, without importing index at config time
+RUNTIMES = ("onnx", "torch")  # index.embedding.embedder.RUNTIMES, without importing the embedder at config time
 MODES = ("auto", "generate", "extractive")
 K_MAX = 10  # passages an answer may be given; the prompt is also budgeted to the model's window
 SERVER_CONTEXT = 8192  # tokens assumed for an OpenAI-compatible server's model unless told
@@ -48,14 +50,6 @@ ENVIRONMENT = {
     "llm_context": ("ASSISTANT_LLM_CONTEXT", int),
 }
 _KINDS = {int: "a whole number", float: "a number"}
-
-
-class SettingError(ValueError):
-    """A setting with a bad value; ``name`` is the setting (a ``Settings`` field)."""
-
-    def __init__(self, name: str, message: str):
-        super().__init__(message)
-        self.name = name
 
 
 def check_k(k) -> int:

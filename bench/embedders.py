@@ -35,9 +35,9 @@ CANDIDATES = ("fp32", "s8", "s8rr", "u8")
 
 def sample_texts() -> list[str]:
     """Passages of the Debian Reference and Python's library reference, and the eval questions."""
-    from index.chunking import chunk_text
-    from index.embedder import OnnxEmbedder
+    from index.embedding.embedder import OnnxEmbedder
     from index.readers import read
+    from index.text.chunking import chunk_text
 
     fits = OnnxEmbedder().fits
     debian = subprocess.run([str(ROOT / "scripts" / "debian-reference")], capture_output=True, text=True,
@@ -57,7 +57,7 @@ def sample_texts() -> list[str]:
 
 def build(name: str) -> Path:
     """The candidate's graph under WORK (made once)."""
-    from index.embedder import OnnxEmbedder
+    from index.embedding.embedder import OnnxEmbedder
 
     path = WORK / f"{name}.onnx"
     if path.exists():
@@ -83,12 +83,12 @@ def run_candidate(path: Path, texts: list[str], threads: int = 2):
     import numpy as np
     import onnxruntime as ort
 
-    from index.embedder import SEQ_LENGTH, TOKENIZER, _tokenizer
+    from index.embedding.embedder import SEQ_LENGTH, TOKENIZER, word_piece_tokenizer
 
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.log_severity_level = threads, 3
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    tok = _tokenizer(str(TOKENIZER), SEQ_LENGTH)
+    tok = word_piece_tokenizer(str(TOKENIZER), SEQ_LENGTH)
 
     def one(text):
         ids = np.array([tok.encode(text).ids], dtype=np.int64)
@@ -124,7 +124,7 @@ def vectors(cpu: str | None, few_texts: int = 30) -> None:
                               "max_abs_diff": float(np.abs(here - there).max()),
                               "min_cosine": round(float(cos.min()), 6), "mean_cosine": round(float(cos.mean()), 6)}))
         return
-    from index.embedder import Embedder
+    from index.embedding.embedder import Embedder
 
     torch = np.array(Embedder().embed(texts))
     started = time.perf_counter()
@@ -143,8 +143,8 @@ def vectors(cpu: str | None, few_texts: int = 30) -> None:
 def dense_only(index_dir: Path, runtime: str, qa_file: Path, split: str) -> dict:
     """hit@1/4/10 and MRR of the dense side alone, over answerable questions."""
     from assistant.evaluation import holds, load_qa
-    from index.embedder import make_embedder
-    from index.sync import Index
+    from index.embedding.embedder import make_embedder
+    from index.index import Index
 
     embedder = make_embedder(runtime)
     idx = Index(index_dir, embedder)

@@ -1,6 +1,6 @@
 """What llama-index adds: ``ask()`` against ``as_query_engine().query()``, and the start-up cost.
 
-    python -m assistant.evalsets squad "$(scripts/bigbench-data)" /tmp/eval/squad   # once
+    python -m assistant.evaluation.datasets squad "$(scripts/bigbench-data)" /tmp/eval/squad   # once
     python bench/llama_index_overhead.py /tmp/eval/squad
 
 1. The answer path: SQuAD v1.1 dev questions (all of the dev split's, 300; at least 200) over
@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "doc-assistant" / "bench"))
 MIN_QUESTIONS = 200
 IMPORTS = {
-    "cli": "import assistant.cli",
-    "cli + llama_index.core": "import assistant.cli, llama_index.core",
-    "cli + assistant.engines/llms": "import assistant.cli, assistant.engines, assistant.llms",
+    "cli": "import assistant.interfaces.cli",
+    "cli + llama_index.core": "import assistant.interfaces.cli, llama_index.core",
+    "cli + assistant.llamaindex/llms": "import assistant.interfaces.cli, assistant.llamaindex, assistant.llm.bundled",
 }
 
 
@@ -54,7 +54,7 @@ def summary(values_ms: list[float]) -> dict:
 
 def answer_path(squad: Path, index_dir: Path) -> dict:
     from assistant import Assistant, Settings
-    from assistant.engines import answer_response
+    from assistant.llamaindex import answer_response
 
     bot = Assistant(Settings.from_env(index_dir=index_dir, backend="none", mode="extractive"))
     report = bot.ingest([squad / "docs"])
@@ -105,7 +105,7 @@ def startup(runs: int = 7) -> dict:
             subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
             times.append(time.perf_counter() - started)
         out[name] = {"best_s": round(min(times), 3), "median_s": round(statistics.median(times), 3)}
-    check = "import sys, assistant.cli; print(any(m.startswith('llama_index') for m in sys.modules))"
+    check = "import sys, assistant.interfaces.cli; print(any(m.startswith('llama_index') for m in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT, env=env)
     out["cli_imports_llama_index"] = loaded.stdout.strip() == "True"
     return out
@@ -114,14 +114,14 @@ def startup(runs: int = 7) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("squad", type=Path, nargs="?", default=Path("/tmp/eval/squad"),
-                        help="a folder made by `python -m assistant.evalsets squad` (docs/ and squad.jsonl)")
+                        help="a folder made by `python -m assistant.evaluation.datasets squad` (docs/ and squad.jsonl)")
     parser.add_argument("--index", type=Path, default=CACHE / "llama-index-squad", help="index folder (reused)")
     parser.add_argument("--skip-answers", action="store_true", help="only the start-up cost")
     args = parser.parse_args()
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version()}
     if not args.skip_answers:
         if not (args.squad / "squad.jsonl").exists():
-            sys.exit(f"no {args.squad}/squad.jsonl: run python -m assistant.evalsets squad "
+            sys.exit(f"no {args.squad}/squad.jsonl: run python -m assistant.evaluation.datasets squad "
                      f"\"$(scripts/bigbench-data)\" {args.squad}")
         result["answer_path"] = answer_path(args.squad, args.index)
     result["startup"] = startup()

@@ -124,8 +124,8 @@ def _embed_rate(embedder, texts: list[str]) -> float:
 
 
 def _index(index_dir: str, workers: int = 1, runtime: str = "onnx", embedder=None):
-    from index.embedder import make_embedder
-    from index.sync import Index
+    from index.embedding.embedder import make_embedder
+    from index.index import Index
 
     return Index(Path(index_dir), embedder or make_embedder(runtime, workers=workers),
                  max_file_bytes=None)
@@ -135,8 +135,8 @@ def _index(index_dir: str, workers: int = 1, runtime: str = "onnx", embedder=Non
 def child_ingest(corpus: str, index: str, workers: int = 1, runtime: str = "onnx",
                  raw_sample: int = 0, torch_sample: int = 0) -> dict:
     """Ingest a corpus into a new index; then the embedder alone on the same chunk texts."""
-    from index.embedder import make_embedder
-    from index.sync import ingest
+    from index.embedding.embedder import make_embedder
+    from index.ingest import ingest
 
     idx = _index(index, workers, runtime)
     started = time.perf_counter()  # start-up, timed apart: importing Chroma, loading the model
@@ -166,7 +166,7 @@ def child_ingest(corpus: str, index: str, workers: int = 1, runtime: str = "onnx
         out["overhead"] = round(1 - out["chunks_per_s"] / out["raw_per_s"], 3)
     if torch_sample:
         out["torch_raw_per_s"] = _embed_rate(make_embedder("torch"), texts[:torch_sample])
-    from index.chunking import count_tokens
+    from index.text.chunking import count_tokens
 
     tokens = count_tokens(texts[:500])
     out["mean_chunk_tokens"] = round(sum(tokens) / len(tokens))
@@ -175,7 +175,8 @@ def child_ingest(corpus: str, index: str, workers: int = 1, runtime: str = "onnx
 
 def child_resync(corpus: str, index: str) -> dict:
     """A user re-running ingest: nothing changed, then one file changed, then one removed."""
-    from index.sync import ingest, remove
+    from index.ingest import ingest
+    from index.removal import remove
 
     idx = _index(index)
     report = ingest(idx, [Path(corpus)])
@@ -200,9 +201,9 @@ def child_resync(corpus: str, index: str) -> dict:
 
 def child_retrieval(index: str, queries: list[str]) -> dict:
     """Hybrid search latency (k=4) end to end, and each part alone (nothing is built first)."""
-    from assistant.retrieval import Retriever
-    from index.embedder import make_embedder
-    from index.terms import terms
+    from assistant.pipeline.retrieval import Retriever
+    from index.embedding.embedder import make_embedder
+    from index.text.terms import terms
 
     embedder = make_embedder()
     started = time.perf_counter()
@@ -389,9 +390,9 @@ def child_baseline(corpus: str, index: str, queries: list[str]) -> dict:
     from llama_index.core.node_parser import SentenceSplitter
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from assistant.baseline import _wrap_embedder
-    from index.embedder import make_embedder
-    from index.store import _our_embeddings, open_client
+    from assistant.evaluation.baseline import wrap_embedder
+    from index.embedding.embedder import make_embedder
+    from index.store import chroma_embedding_function, open_client
 
     embedder = make_embedder()
     embedder.embed(["warm up"])
@@ -399,10 +400,11 @@ def child_baseline(corpus: str, index: str, queries: list[str]) -> dict:
     # exclude_hidden=False: the corpus lives under ~/.cache, which the default would skip whole
     documents = SimpleDirectoryReader(corpus, recursive=True, exclude_hidden=False).load_data()
     client = open_client(Path(index))
-    collection = client.get_or_create_collection("baseline", embedding_function=_our_embeddings(embedder))
+    collection = client.get_or_create_collection("baseline",
+                                                 embedding_function=chroma_embedding_function(embedder))
     storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=collection))
     li = VectorStoreIndex.from_documents(documents, storage_context=storage,
-                                         embed_model=_wrap_embedder(embedder),
+                                         embed_model=wrap_embedder(embedder),
                                          transformations=[SentenceSplitter()])
     seconds = time.perf_counter() - started
     retriever = li.as_retriever(similarity_top_k=4)
@@ -418,8 +420,8 @@ def child_baseline(corpus: str, index: str, queries: list[str]) -> dict:
 
 def child_bigfile(path: str, index: str) -> dict:
     """Ingest one large text file (plumbing embedder: this measures memory, not the model)."""
-    from index.embedder import HashEmbedder
-    from index.sync import ingest
+    from index.embedding.embedder import HashEmbedder
+    from index.ingest import ingest
 
     idx = _index(index, embedder=HashEmbedder(dim=16))
     report = ingest(idx, [Path(path)])
@@ -440,7 +442,7 @@ def child_raw(corpus: str) -> dict:
 
     from sentence_transformers import SentenceTransformer
 
-    from index.embedder import bundled_model_dir
+    from index.embedding.embedder import bundled_model_dir
 
     class Visible(HTMLParser):
         HIDDEN = {"script", "style", "head", "title"}

@@ -1,11 +1,11 @@
 """Refit the evidence weights (assistant/evidence.py) on the SQuAD v1.1 dev articles.
 
-Only dev articles are read (the split of ``assistant.evalsets``: titles sorted, even
+Only dev articles are read (the split of ``assistant.evaluation.datasets``: titles sorted, even
 positions); questions sampled into the evaluation file are left out, so the dev figures
 ``assistant eval --split dev`` reports are not fitted on. Nothing here reads a test article.
 
     d=$(scripts/bigbench-data)
-    .venv/bin/python -m assistant.evalsets squad "$d" /tmp/eval/squad
+    .venv/bin/python -m assistant.evaluation.datasets squad "$d" /tmp/eval/squad
     .venv/bin/python eval/fit_evidence.py "$d" /tmp/eval/squad --index /tmp/fit-index
 
 Prints the three weight tables to paste into assistant/evidence.py, and how often the
@@ -14,7 +14,7 @@ fifth of them).
 
 Steps: index the converted documents; for each dev question not in the eval file,
 retrieve ``CANDIDATE_PASSAGES`` passages and describe every candidate sentence
-(``assistant.evidence.gather``); a sentence is right when it covers a gold answer's
+(``assistant.pipeline.evidence.gather``); a sentence is right when it covers a gold answer's
 offsets. Then logistic regressions (Newton's method, L2 1.0): PRESCORE (no dense
 feature), RANK (all features, on the sentences production embeds), ANSWER (the best
 sentence of answerable questions against unanswerable ones made from the same questions
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, Settings, evidence as ev  # noqa: E402
 from assistant.api import CANDIDATE_PASSAGES  # noqa: E402
-from assistant.evalsets import SQUAD_FILE, _article_halves, find_input  # noqa: E402
+from assistant.evaluation.datasets import SQUAD_FILE, article_halves, find_input  # noqa: E402
 
 RANK = ["coverage", "context_coverage", "bigrams", "dense", "kind", "kind_near", "rank", "coverage_gap",
         "dense_gap"]
@@ -71,7 +71,7 @@ def pool_questions(data: dict, docs: Path, exclude: set[str], n: int) -> list[di
     """Dev-article questions whose paragraph is in the written document, with gold offsets."""
     articles = data["data"]
     out = []
-    for i in _article_halves(articles)["dev"]:
+    for i in article_halves(articles)["dev"]:
         article = articles[i]
         path = docs / (re.sub(r"[/\\\x00]", "_", article["title"]) + ".txt")
         if not path.exists():
@@ -131,7 +131,7 @@ def write(tables: dict) -> None:
 def pool_arguments(parser: argparse.ArgumentParser, pool: int, pool_help: str) -> None:
     """The arguments naming the data, the converted SQuAD folder, an index and the pool's size."""
     parser.add_argument("data", help="the folder scripts/bigbench-data prints")
-    parser.add_argument("squad", type=Path, help="the folder `python -m assistant.evalsets squad` wrote")
+    parser.add_argument("squad", type=Path, help="the folder `python -m assistant.evaluation.datasets squad` wrote")
     parser.add_argument("--index", type=Path, required=True, help="an index folder for the documents")
     parser.add_argument("--pool", type=int, default=pool, help=pool_help)
 

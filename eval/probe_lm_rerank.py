@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 from assistant import answer as an, evidence as ev  # noqa: E402
 from assistant.api import CANDIDATE_PASSAGES  # noqa: E402
 from assistant.evaluation import answer_right  # noqa: E402
-from assistant.models import prepared_model_path  # noqa: E402
+from assistant.llm.gguf import prepared_model_path  # noqa: E402
 from fit_evidence import describe, labelled, open_pool, pool_arguments  # noqa: E402
 
 

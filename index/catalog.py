@@ -1,26 +1,13 @@
-"""The catalog: which documents are indexed, their chunks, the keyword index and the settings (SQLite).
+"""The catalog: which documents are indexed, their chunks, sections and settings (SQLite).
 
-The catalog is the index's source of truth. A document's new chunks are first
-written, batch by batch, to a staging table queries never read (`stage_chunks`);
-they become visible in one SQLite transaction (`commit_document`), after all their
-vectors are in Chroma. Staged rows a crashed run left are dropped by the next one;
-any vector Chroma holds that the catalog does not list is an orphan from an
-interrupted run, never returned and removed by the next ingest.
-
-The keyword index lives in the same file: each listed chunk's analysed terms and an
-SQLite FTS5 index over them, changed in the same transactions as the chunks. A
-document's terms become searchable when it commits, never while it is staged, and
-nothing is rebuilt in memory. FTS5 finds candidates, which are scored with Okapi
-BM25 (``index.terms.bm25``). Design and measurements: docs/keyword-index.md.
-
-Each thread gets its own SQLite connection; ``snapshot()`` makes several reads see
-one state of the catalog while another thread or process commits.
+The catalog is the index's source of truth: a document's chunks are staged while its vectors
+are written and listed in one transaction when it is whole, together with their keyword terms
+(``index.keywords``). Each thread has its own connection; ``snapshot()`` groups reads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -29,74 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from index.terms import analysis, bm25, joined_terms, terms
+from index.keywords import (CANDIDATE_POOL, candidate_terms, keyword_totals, keywords_in_step, list_keywords,
+                            put_keyword_state, refill_keywords, unlist_chunks)
+from index.schema import SCHEMA, read_meta, write_meta
+from index.text.terms import bm25, terms
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    source TEXT NOT NULL,
-    title TEXT,
-    hash TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime REAL NOT NULL,
-    chunks INTEGER NOT NULL,
-    indexed_at REAL NOT NULL
-);
--- where each document's structure is: headings, definition terms, code, table rows, and
--- the title/author/date found in it (offsets into its extracted text; index.readers.Section)
-CREATE TABLE IF NOT EXISTS sections (
-    doc_id TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sections_doc ON sections (doc_id, start);
-CREATE TABLE IF NOT EXISTS chunks {chunk_columns};
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
--- a document's chunks while it is being indexed; moved into chunks when it is whole
-CREATE TABLE IF NOT EXISTS staged_chunks {chunk_columns};
-CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
-""".format(chunk_columns="""(
-    chunk_id TEXT PRIMARY KEY,
-    doc_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    page INTEGER,
-    text TEXT NOT NULL
-)""")
-# The keyword index: each listed chunk's analysed terms (index/terms.py) joined by spaces, in
-# keyword_rows, and an FTS5 index over them that keeps no copy (external content). Its tokenizer
-# splits on spaces and ASCII punctuation only, which our terms never contain: FTS5 sees our terms.
-# Created, or dropped and created again, by a fill (``_ensure_keyword_index``).
-_KEYWORD_SCHEMA = [
-    """CREATE TABLE keyword_rows (
-        row INTEGER PRIMARY KEY,  -- the FTS5 rowid (not chunks' implicit rowid: VACUUM may renumber it)
-        chunk_id TEXT NOT NULL,
-        doc_id TEXT NOT NULL,
-        terms TEXT NOT NULL
-    )""",
-    "CREATE INDEX keyword_rows_doc ON keyword_rows (doc_id)",
-    """CREATE VIRTUAL TABLE keyword USING fts5(
-        terms, content='keyword_rows', content_rowid='row', tokenize="ascii tokenchars '_'"
-    )""",
-]
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
 _JOINED_COLUMNS = 'c.chunk_id, c.doc_id, c.n, c.start, c."end", c.page, c.text'
-# FTS5 finds this many candidates (by its own bm25()), which are then scored by ``index.terms.bm25``:
-# on the Debian Reference (85 questions, HTML and PDF) the final top 10 were the same as scoring
-# every chunk (docs/keyword-index.md).
-CANDIDATE_POOL = 50
-# Terms held by more than this share of the chunks do not select candidates (unless all the
-# question's terms are that common); they still count in the score. Each term costs time in
-# proportion to the chunks holding it, and FTS5's bm25() gives a term in half of them no weight.
-COMMON_TERM_SHARE = 0.5
-# How the keyword index is laid out; a catalog recording another layout is refilled when opened.
-KEYWORD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -121,7 +47,7 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Section:
+class SectionRow:
     """A structural span of a document: ``kind`` is heading, term, code, row, title, author or date."""
 
     doc_id: str
@@ -163,7 +89,7 @@ class Catalog:
         self._open_lock = threading.Lock()
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(_SCHEMA)
+        db.executescript(SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
         for name in ("author", "date"):  # catalogs written before these existed
             if name not in columns:
@@ -225,12 +151,11 @@ class Catalog:
 
     # settings -------------------------------------------------------------
     def get_meta(self, key: str) -> dict | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return read_meta(self._db, key)
 
     def set_meta(self, key: str, value: dict) -> None:
         with self._write() as db:
-            _put_meta(db, key, value)
+            write_meta(db, key, value)
 
     def generation(self) -> int:
         """A number that changes whenever the set of indexed chunks changes."""
@@ -262,14 +187,14 @@ class Catalog:
             db.execute(f"DELETE FROM staged_chunks {where}", args)
         return ids
 
-    def commit_document(self, doc: Document, sections: list[Section] = ()) -> None:
+    def commit_document(self, doc: Document, sections: list[SectionRow] = ()) -> None:
         """Replace a document, its chunks and its sections by the new ones, in one transaction.
 
         The keyword index changes in the same transaction: the new chunks' terms
         become searchable exactly when the chunks are listed.
         """
         with self._write() as db:
-            removed = _unlist(db, doc.doc_id)
+            removed = unlist_chunks(db, doc.doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
             db.execute(
                 f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -284,11 +209,11 @@ class Catalog:
                 (doc.doc_id,),
             )
             db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
-            added = _list_keywords(db, doc.doc_id)
+            added = list_keywords(db, doc.doc_id)
             self._changed(db, added[0] - removed[0], added[1] - removed[1])
 
     def sections(self, doc_id: str, start: int = 0, end: int | None = None,
-                 kinds: tuple[str, ...] | None = None) -> list[Section]:
+                 kinds: tuple[str, ...] | None = None) -> list[SectionRow]:
         """A document's sections overlapping ``[start, end)`` (the whole document by default),
         and the last heading of each level and the last term before ``start``: what a
         passage sits under. In document order."""
@@ -308,7 +233,7 @@ class Catalog:
             elif kind == "heading" and level not in levels and all(level < x for x in levels):
                 levels.add(level)
                 under.append(row)
-        found = [Section(*r) for r in sorted(set(under)) + rows]
+        found = [SectionRow(*r) for r in sorted(set(under)) + rows]
         found.sort(key=lambda x: (x.start, x.end))
         return [x for x in found if kinds is None or x.kind in kinds]
 
@@ -320,7 +245,7 @@ class Catalog:
     def remove_document(self, doc_id: str) -> None:
         """Take a document, its chunks and their keyword terms out, in one transaction."""
         with self._write() as db:
-            chunks, tokens = _unlist(db, doc_id)
+            chunks, tokens = unlist_chunks(db, doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
             db.execute("DELETE FROM sections WHERE doc_id=?", (doc_id,))
             self._changed(db, -chunks, -tokens)
@@ -329,7 +254,7 @@ class Catalog:
         """Forget every document, chunk (staged or listed) and keyword term, in one transaction."""
         with self._write() as db:
             db.execute("DELETE FROM staged_chunks")
-            chunks, tokens = _unlist(db, None)
+            chunks, tokens = unlist_chunks(db, None)
             db.execute("DELETE FROM documents")
             db.execute("DELETE FROM sections")
             self._changed(db, -chunks, -tokens)
@@ -339,45 +264,29 @@ class Catalog:
 
         ``chunks`` and ``tokens`` are what the keyword index gained (negative: lost).
         """
-        chunks_now, tokens_now = _keyword_totals(db)
+        chunks_now, tokens_now = keyword_totals(db)
         generation = time.time_ns()
-        _put_meta(db, "generation", {"n": generation})
-        _put_keyword_state(db, generation, chunks_now + chunks, tokens_now + tokens)
+        write_meta(db, "generation", {"n": generation})
+        put_keyword_state(db, generation, chunks_now + chunks, tokens_now + tokens)
 
     # the keyword index ------------------------------------------------------
     def _ensure_keyword_index(self) -> None:
-        """Fill the keyword index from the chunks when it is not in step with them.
-
-        That is: a catalog written before the keyword index existed (or by a
-        version without it: the generation it recorded is not the catalog's), or
-        one analysed another way (``index.terms.analysis``). One transaction.
-        """
-        def in_step(db) -> bool:
-            state = _meta(db, "keyword") or {}
-            generation = (_meta(db, "generation") or {}).get("n", 0)
-            same = all(state.get(key) == value for key, value in analysis().items())
-            return same and state.get("format") == KEYWORD_FORMAT and state.get("generation") == generation
-
-        if in_step(self._db):
+        """Fill the keyword index from the chunks when it is not in step with them
+        (``index.keywords.keywords_in_step``). One transaction."""
+        if keywords_in_step(self._db):
             return
         with self._write() as db:
-            if in_step(db):  # another process filled it meanwhile
+            if keywords_in_step(db):  # another process filled it meanwhile
                 return
-            db.execute("DROP TABLE IF EXISTS keyword")
-            db.execute("DROP TABLE IF EXISTS keyword_rows")
-            for statement in _KEYWORD_SCHEMA:
-                db.execute(statement)
-            chunks, tokens = _list_keywords(db, None)
-            generation = (_meta(db, "generation") or {}).get("n", 0)
-            _put_keyword_state(db, generation, chunks, tokens)
+            refill_keywords(db)
 
     def keyword_search(self, query: str, n: int,
                        doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
         """The ``n`` chunks that best match ``query`` by BM25, best first.
 
-        The query is analysed like the chunks (``index.terms``). FTS5 picks the
+        The query is analysed like the chunks (``index.text.terms``). FTS5 picks the
         ``CANDIDATE_POOL`` chunks its ``bm25()`` ranks first among those holding any
-        of the query's less common terms (``_candidate_terms``); ``index.terms.bm25``
+        of the query's less common terms (``index.keywords.candidate_terms``); ``index.text.terms.bm25``
         scores them with every query term, from their stored terms.
 
         Args:
@@ -394,11 +303,11 @@ class Catalog:
         with self.snapshot():
             count, frequency = self.term_stats(wanted)
             present = [t for t in wanted if frequency[t]]
-            searched = _candidate_terms(present, frequency, count)
+            searched = candidate_terms(present, frequency, count)
             if not searched:
                 return []
             match = " OR ".join(f'"{t}"' for t in searched)  # quoted: never read as FTS5 syntax
-            if doc_ids is None:  # SQLite sorting by bm25() beats FTS5's own ORDER BY rank: 48 vs 72 ms
+            if doc_ids is None:  # SQLite sorting by bm25() is faster than FTS5's own ORDER BY rank
                 best = "SELECT rowid AS r FROM keyword WHERE keyword MATCH ? ORDER BY bm25(keyword) LIMIT ?"
                 args = [match]
             else:
@@ -411,7 +320,7 @@ class Catalog:
                 "JOIN chunks c ON c.chunk_id = k.chunk_id",
                 [*args, max(n, CANDIDATE_POOL)],
             ).fetchall()
-            tokens = _keyword_totals(self._db)[1]
+            tokens = keyword_totals(self._db)[1]
         average = tokens / count if count else 1.0
         scored = []
         for *row, joined in rows:
@@ -426,17 +335,17 @@ class Catalog:
         """How many chunks are listed, and how many of them hold each term.
 
         Args:
-            terms: analysed terms, as ``index.terms.terms`` returns them.
+            terms: analysed terms, as ``index.text.terms.terms`` returns them.
 
         Returns:
             ``(chunk_count, {term: chunks holding it})``; unknown terms map to 0.
-            Costs time in proportion to the chunks holding each term (about 4 ms
-            for a term in all of 100k chunks).
+            Costs time in proportion to the chunks holding each term
+            (docs/keyword-index.md).
         """
         unique = sorted(set(terms))
         found: dict[str, int] = {}
         with self.snapshot():
-            count = _keyword_totals(self._db)[0]
+            count = keyword_totals(self._db)[0]
             for i in range(0, len(unique), 500):
                 part = unique[i : i + 500]
                 found.update(self._db.execute(
@@ -493,74 +402,3 @@ class _Connection:
 
     def __del__(self) -> None:
         self.db.close()
-
-
-def _meta(db: sqlite3.Connection, key: str) -> dict | None:
-    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-    return json.loads(row[0]) if row else None
-
-
-def _put_meta(db: sqlite3.Connection, key: str, value: dict) -> None:
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-
-
-def _put_keyword_state(db: sqlite3.Connection, generation: int, chunks: int, tokens: int) -> None:
-    """Record what the keyword index holds and how it was made (checked when a catalog opens)."""
-    _put_meta(db, "keyword", {"format": KEYWORD_FORMAT, **analysis(), "generation": generation,
-                              "chunks": chunks, "tokens": tokens})
-
-
-def _keyword_totals(db: sqlite3.Connection) -> tuple[int, int]:
-    """Chunks in the keyword index and their terms in all (for BM25's average length)."""
-    state = _meta(db, "keyword") or {}
-    return state.get("chunks", 0), state.get("tokens", 0)
-
-
-def _candidate_terms(present: list[str], frequency: dict[str, int], count: int) -> list[str]:
-    """The terms FTS5 searches for candidates: those in at most ``COMMON_TERM_SHARE`` of the chunks."""
-    return [t for t in present if frequency[t] <= COMMON_TERM_SHARE * count] or present
-
-
-_TERM_COUNT = "length(terms) - length(replace(terms, ' ', '')) + (terms <> '')"
-
-
-def _unlist(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
-    """Delete one document's listed chunks (or all) and their keyword terms.
-
-    Returns:
-        The chunks and terms taken out of the keyword index.
-    """
-    if doc_id is None:
-        removed = _keyword_totals(db)
-        db.execute("INSERT INTO keyword (keyword) VALUES ('delete-all')")
-        db.execute("DELETE FROM keyword_rows")
-        db.execute("DELETE FROM chunks")
-        return removed
-    chunks, tokens = db.execute(f"SELECT COUNT(*), COALESCE(SUM({_TERM_COUNT}), 0) FROM keyword_rows "
-                                "WHERE doc_id=?", (doc_id,)).fetchone()
-    # an external-content FTS5 row is deleted by giving it the terms it was indexed with
-    db.execute("INSERT INTO keyword (keyword, rowid, terms) SELECT 'delete', row, terms FROM keyword_rows "
-               "WHERE doc_id=?", (doc_id,))
-    db.execute("DELETE FROM keyword_rows WHERE doc_id=?", (doc_id,))
-    db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-    return chunks, tokens
-
-
-def _list_keywords(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]:
-    """Add the terms of one document's listed chunks (or of all) to the keyword index.
-
-    Returns:
-        The chunks and terms added.
-    """
-    if doc_id is None:
-        rows = db.execute("SELECT chunk_id, doc_id, text FROM chunks ORDER BY doc_id, n")
-    else:
-        rows = db.execute("SELECT chunk_id, doc_id, text FROM chunks WHERE doc_id=? ORDER BY n", (doc_id,))
-    chunks = tokens = 0
-    for chunk_id, doc, text in rows:  # streamed: a document may have any number of chunks
-        joined = joined_terms(text)
-        row = db.execute("INSERT INTO keyword_rows (chunk_id, doc_id, terms) VALUES (?, ?, ?)",
-                         (chunk_id, doc, joined)).lastrowid
-        db.execute("INSERT INTO keyword (rowid, terms) VALUES (?, ?)", (row, joined))
-        chunks, tokens = chunks + 1, tokens + (joined.count(" ") + 1 if joined else 0)
-    return chunks, tokens

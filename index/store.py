@@ -1,27 +1,10 @@
 """The Chroma collection holding chunk vectors: persistent on disk, or a Chroma server.
 
-Chroma is always handed our embedder: its default embedding function would
-download a model on first use, which breaks offline use.
-
-Several processes on one index folder. An embedded (persistent) Chroma client
-loads its HNSW graph once and never sees vectors another process adds later: a
-plain query misses them, a query filtered to their document fails ("Error finding
-id"), and, worst, a *write* from such a stale client drops the other process's
-vectors from the graph for good (the count still says they are there). Chroma also
-hands every client in a process the same cached instance per path, so opening a
-second client changes nothing. Hence:
-
-* ``VectorStore`` opens a client of its own (never Chroma's shared one), and
-  ``reopen()`` swaps in a fresh one: the new client is opened and warmed up first,
-  calls already running finish on the old one, which is then shut down.
-* The caller (``index.sync.Index``) decides when: in the background when the
-  catalog changed under it, and synchronously, under the write lock, before it
-  writes after another process did.
-* A query that fails as stale reopens at once and is tried again.
-
-A Chroma server has none of this (every request sees the server's state); its
-transient failures (connection refused or reset, a proxy's 5xx) are retried
-``RETRY_ATTEMPTS`` times with doubling pauses, then reported naming the server.
+Chroma is always handed our embedder (its default one would download a model). An embedded
+client never sees vectors another process adds later, and a write from such a stale client
+drops them, so ``VectorStore`` opens a client of its own and ``reopen()`` swaps in a fresh
+one; ``index.index.Index`` decides when (docs/reliability.md). A Chroma server's transient
+failures are retried ``RETRY_ATTEMPTS`` times with doubling pauses, then reported naming it.
 """
 
 from __future__ import annotations
@@ -33,17 +16,14 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlparse
 
+from index.errors import StoreUnavailable
+
 COLLECTION = "chunks"
 RETRY_ATTEMPTS = 4  # tries of one Chroma server request before giving up
-RETRY_BACKOFF = 0.5  # seconds before the 2nd try, doubled before each next: 0.5 + 1 + 2 = 3.5 s in all
+RETRY_BACKOFF = 0.5  # seconds before the 2nd try, doubled before each next
 
 
-class StoreUnavailable(RuntimeError):
-    """The vector store cannot be used now (its server did not answer, or it changed while this
-    process writes to it); the message names it and says what to do."""
-
-
-def _our_embeddings(embedder):
+def chroma_embedding_function(embedder):
     """Chroma's embedding-function interface over our embedder."""
     import numpy as np
     from chromadb.api.types import EmbeddingFunction
@@ -192,7 +172,7 @@ class VectorStore:
         self.name = name
         self.attempts = max(1, attempts) if url else 1
         self.backoff = backoff
-        self._embedding_function = _our_embeddings(embedder)
+        self._embedding_function = chroma_embedding_function(embedder)
         self._lock = threading.Lock()
         self._writing = writing
         self._handle = self._open()

@@ -1,0 +1,1 @@
+"""The steps of an answer, each its own module; ``answering`` runs them in order."""

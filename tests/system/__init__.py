@@ -1,0 +1,1 @@
+"""Tests of a whole running system: processes, crashes, load, servers, the browser, the network, hostile use, benchmarks."""
