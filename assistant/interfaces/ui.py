@@ -284,7 +284,7 @@ class App:
         """Yield (partial text, None) while generating, then (final chat text, Answer)."""
         notice = self.job.notice()
         bot = self.using(backend)
-        turns = [{"role": m["role"], "content": _plain(m["content"])} for m in history or []]
+        turns = [{"role": m["role"], "content": _message_text(m["content"])} for m in history or []]
         partial = ""
         for item in bot.stream(question, history=turns, k=check_k(k), docs=docs or None, mode=mode):
             if isinstance(item, Answer):
@@ -294,7 +294,8 @@ class App:
                 yield partial, None, notice
 
 
-def _plain(content) -> str:
+def _message_text(content) -> str:
+    """A chat message's text, whatever shape gradio hands it back in."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # gradio may hand back [{"type": "text", "text": ...}]
