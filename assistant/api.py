@@ -94,7 +94,7 @@ class Assistant:
         spelling.english_words()
         if self.llm is not None:
             try:
-                list(self.answering.writer.stream([{"role": "user", "content": "Hi"}]))
+                list(self.answering.writer.stream([{"role": "user", "content": "Hi"}], max_tokens=1))
             except Exception:  # an unreachable server is reported on the first question instead
                 pass
 
@@ -168,6 +168,11 @@ class Assistant:
         doc_ids = self.doc_ids(docs)
         history = followup.check_history(history)
         yield from self.answering.stream(question, history, k, doc_ids, mode)
+
+    def search(self, query: str, k: int, docs: list[str] | None = None) -> list:
+        """The ``k`` passages hybrid retrieval ranks first for ``query`` (``Hit``s: chunk, score),
+        before any reading: what ``eval`` measures as retrieval alone."""
+        return self.retriever.search(query, k, self.doc_ids(docs))
 
     def summarize(self, doc: str, mode: str | None = None) -> Answer:
         """A summary of one indexed document (its source as listed, or its path), each sentence cited."""

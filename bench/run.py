@@ -231,7 +231,7 @@ def child_retrieval(index: str, queries: list[str]) -> dict:
         keyword.append(t4 - t3)
         stats.append(t5 - t4)
     # a worst case: each query led by four of the 40 terms held by the most chunks
-    common = catalog._db.execute("SELECT term, doc FROM temp.keyword_vocab ORDER BY doc DESC LIMIT 40").fetchall()
+    common = catalog.common_terms(40)
     common_share = common[0][1] / catalog.count_chunks() if common else 0
     common = [t for t, _ in common]
     heavy = []
@@ -331,7 +331,7 @@ def child_answers(index: str, threads: int = 0) -> dict:
 
     def timed(question, history=None, mode="generate", cold=False):
         if cold:
-            bot.llm._llama.reset()  # forget the last prompt: no prefix of it is reused
+            bot.llm.forget_prompt()  # no prefix of the last prompt is reused
         started, first, pieces, last = time.perf_counter(), None, 0, None
         answer = None
         for item in bot.stream(question, history=history, mode=mode):

@@ -1,4 +1,4 @@
-"""Refit the evidence weights (assistant/evidence.py) on the SQuAD v1.1 dev articles.
+"""Refit the evidence weights (assistant/pipeline/evidence.py) on the SQuAD v1.1 dev articles.
 
 Only dev articles are read (the split of ``assistant.evaluation.datasets``: titles sorted, even
 positions); questions sampled into the evaluation file are left out, so the dev figures
@@ -8,7 +8,7 @@ positions); questions sampled into the evaluation file are left out, so the dev 
     .venv/bin/python -m assistant.evaluation.datasets squad "$d" /tmp/eval/squad
     .venv/bin/python eval/fit_evidence.py "$d" /tmp/eval/squad --index /tmp/fit-index
 
-Prints the three weight tables to paste into assistant/evidence.py, and how often the
+Prints the three weight tables to paste into assistant/pipeline/evidence.py, and how often the
 best sentence holds the answer with them (on the fitting questions, and on a held-apart
 fifth of them).
 
@@ -36,8 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import Assistant, Settings, evidence as ev  # noqa: E402
-from assistant.api import CANDIDATE_PASSAGES  # noqa: E402
+from assistant import Assistant, Settings  # noqa: E402
+from assistant.pipeline import evidence as ev  # noqa: E402
+from assistant.pipeline.answering import CANDIDATE_PASSAGES  # noqa: E402
 from assistant.evaluation.datasets import SQUAD_FILE, article_halves, find_input  # noqa: E402
 
 RANK = ["coverage", "context_coverage", "bigrams", "dense", "kind", "kind_near", "rank", "coverage_gap",
@@ -94,8 +95,8 @@ def pool_questions(data: dict, docs: Path, exclude: set[str], n: int) -> list[di
 
 
 def describe(bot: Assistant, docs_by_id: dict, q: str, hits: list, dense: bool) -> list[dict]:
-    passages = bot.passages(hits, docs_by_id)
-    _, rows = ev.gather(q, passages, bot.idf, bot.similarity(q) if dense else None)
+    passages = bot.answering.passages(hits, docs_by_id)
+    _, rows = ev.gather(q, passages, bot.answering.idf, bot.answering.similarity(q) if dense else None)
     for r in rows:
         chunk = hits[r["hit"]].chunk
         r["abs"] = (docs_by_id[chunk.doc_id].source, chunk.start + r["start"], chunk.start + r["end"])
@@ -112,8 +113,8 @@ def matrix(rows: list[dict], names: list[str]) -> np.ndarray:
 
 
 def write(tables: dict) -> None:
-    """Replace the weight tables in assistant/evidence.py (each a one-statement dict literal)."""
-    path = ROOT / "assistant" / "evidence.py"
+    """Replace the weight tables in assistant/pipeline/evidence.py (each a one-statement dict literal)."""
+    path = ROOT / "assistant" / "pipeline" / "evidence.py"
     source = path.read_text(encoding="utf-8")
     for name, weights in tables.items():
         items = [f'"{k}": {v}' for k, v in weights.items()]
@@ -150,7 +151,7 @@ def open_pool(args: argparse.Namespace) -> tuple[Assistant, dict, list[dict]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     pool_arguments(parser, 1500, "dev questions to fit on")
-    parser.add_argument("--write", action="store_true", help="write the weights into assistant/evidence.py")
+    parser.add_argument("--write", action="store_true", help="write the weights into assistant/pipeline/evidence.py")
     args = parser.parse_args(argv)
 
     bot, docs_by_id, pool = open_pool(args)
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
         rows = describe(bot, docs_by_id, q["q"], hits, True)
         if rows:
-            negatives.append(max(rows, key=lambda r: ev._logistic(ev.RANK_WEIGHTS, r["features"])))
+            negatives.append(max(rows, key=lambda r: ev.logistic(ev.RANK_WEIGHTS, r["features"])))
     answer = fit(matrix(positives + negatives, ANSWER),
                  np.array([1.0] * len(positives) + [0.0] * len(negatives)))
     tables = {"PRESCORE_WEIGHTS": table(PRESCORE, pre), "RANK_WEIGHTS": table(RANK, rank),

@@ -1,7 +1,7 @@
 """Would the bundled LLM help choose the sentence that answers? A measurement, not shipped.
 
 Query likelihood as a reranker: each of the best ``--top`` sentences (by the shipped
-ranker, ``assistant/evidence.py``) is scored by how much it raises the bundled
+ranker, ``assistant/pipeline/evidence.py``) is scored by how much it raises the bundled
 SmolLM2-135M's log-probability of the question,
 
     gain = log P(question | "Passage: <sentence>\\nQuestion:") - log P(question | "Question:")
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
-from assistant import answer as an, evidence as ev  # noqa: E402
-from assistant.api import CANDIDATE_PASSAGES  # noqa: E402
+from assistant.pipeline import compose as an, evidence as ev  # noqa: E402
+from assistant.pipeline.answering import CANDIDATE_PASSAGES  # noqa: E402
 from assistant.evaluation import answer_right  # noqa: E402
 from assistant.llm.gguf import prepared_model_path  # noqa: E402
 from fit_evidence import describe, labelled, open_pool, pool_arguments  # noqa: E402
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = labelled(describe(bot, docs_by_id, q["q"], hits, True), q)
         if not rows:
             continue
-        texts = [p.text for p in bot.passages(hits, docs_by_id)]
-        scores = np.array([ev._logistic(ev.RANK_WEIGHTS, r["features"]) for r, _ in rows])
+        texts = [p.text for p in bot.answering.passages(hits, docs_by_id)]
+        scores = np.array([ev.logistic(ev.RANK_WEIGHTS, r["features"]) for r, _ in rows])
         logit = np.log(scores / (1 - scores))
         top = [int(j) for j in np.argsort(-logit, kind="stable")[:args.top]]
         started = time.perf_counter()

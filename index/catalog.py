@@ -354,6 +354,12 @@ class Catalog:
                 ).fetchall())
         return count, {t: found.get(t, 0) for t in unique}
 
+    def common_terms(self, n: int) -> list[tuple[str, int]]:
+        """The ``n`` terms held by the most chunks, with how many hold each (most first)."""
+        with self.snapshot():
+            return self._db.execute("SELECT term, doc FROM temp.keyword_vocab ORDER BY doc DESC LIMIT ?",
+                                    [n]).fetchall()
+
     def texts_with_term(self, term: str, n: int) -> list[str]:
         """The texts of up to ``n`` chunks holding the analysed ``term`` (any of them, unranked:
         a cheap look at how the documents spell it)."""

@@ -154,16 +154,32 @@ def private_imports(path: Path) -> list[str]:
     return found
 
 
+def private_attributes(path: Path) -> list[str]:
+    """``thing._name`` on anything but ``self`` or ``cls``: what a script outside the packages
+    must not reach for (dunders such as ``__name__`` are public)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append(f"{ast.unparse(node)} (line {node.lineno})")
+    return found
+
+
 def test_private_names_stay_in_their_module():
-    """The packages, eval/ and bench/ use each other's public names only."""
+    """The packages, eval/ and bench/ import each other's public names only, and eval/ and bench/
+    use no private attribute of what they import."""
     found = {str(p.relative_to(ROOT)): private_imports(p) for p in _python_files(*PACKAGES, "eval", "bench")}
+    assert not {p: names for p, names in found.items() if names}
+    found = {str(p.relative_to(ROOT)): private_attributes(p) for p in _python_files("eval", "bench")}
     assert not {p: names for p, names in found.items() if names}
 
 
-def test_private_import_check_can_fail(tmp_path):
+def test_private_checks_can_fail(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("from index.store import _private\nfrom index.store import VectorStore\n")
+    sample.write_text("from index.store import _private\nfrom index.store import VectorStore\n"
+                      "catalog._db.execute('x')\nself._own = 1\nname = VectorStore.__name__\n")
     assert private_imports(sample) == ["index.store._private"]
+    assert private_attributes(sample) == ["catalog._db (line 3)"]
 
 
 def sizes(path: Path) -> tuple[int, list[tuple[str, int]]]:

@@ -332,7 +332,7 @@ def _eval_assistant(bot, args, items: list, talks: bool, bar) -> list:
 
     def search(q):
         return [(sources.get(h.chunk.doc_id, ""), h.chunk.start, h.chunk.end)
-                for h in bot.retriever.search(q, k)]
+                for h in bot.search(q, k)]
 
     return evaluate_conversations(bot.chat, search, items, args.own_history, args.max_turns, bar)
 

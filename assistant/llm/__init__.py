@@ -14,12 +14,10 @@ def make_llm(settings):
     try:
         if settings.backend == "openai":
             from assistant.llm.server import server_llm
-        else:
-            from assistant.llm.bundled import BundledLLM
+
+            return server_llm(settings.llm_url, settings.llm_model, settings.llm_api_key,
+                              context_window=settings.llm_context, max_tokens=settings.max_answer_tokens)
+        from assistant.llm.bundled import BundledLLM
     except ImportError as exc:  # llama-index or its OpenAI-compatible client is missing
         raise LLMError(f"cannot load the LLM backends ({exc}); run the install command") from exc
-    if settings.backend == "openai":
-        return server_llm(settings.llm_url, settings.llm_model, settings.llm_api_key,
-                          context_window=settings.llm_context,
-                          max_tokens=settings.max_answer_tokens)
     return BundledLLM(threads=settings.threads, max_tokens=settings.max_answer_tokens)

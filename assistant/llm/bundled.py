@@ -82,6 +82,11 @@ class BundledLLM(CustomLLM):
         """Tokens of ``text`` by the model's own tokenizer (the prompt budget uses it)."""
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    def forget_prompt(self) -> None:
+        """Forget the last prompt, so the next one is read whole (no cached prefix is reused)."""
+        with self._lock:
+            self._llama.reset()
+
     # llama-index's interface ------------------------------------------------------
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

@@ -82,9 +82,10 @@ class Writer:
             self._budget = PromptBudget.for_llm(self.llm, self.settings.max_answer_tokens)
         return self._budget
 
-    def stream(self, messages: list[dict]) -> Iterator[str]:
-        """The LLM's answer to ``messages``, piece by piece."""
-        return stream_text(self.llm, messages, self.settings.max_answer_tokens)
+    def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+        """The LLM's answer to ``messages``, piece by piece (at most ``max_tokens``, by default
+        the settings' ``max_answer_tokens``)."""
+        return stream_text(self.llm, messages, max_tokens or self.settings.max_answer_tokens)
 
 
 class Answering:
@@ -158,7 +159,7 @@ class Answering:
         # only what fits the model's window is shown, and only what is shown can be cited
         shown = fit_passages(query, hits, self.writer.budget())
         if shown != hits:
-            hits, ev = shown, self.evidence(query, shown, docs_by_id, ev.threshold)
+            hits, ev = shown, self.evidence_for(query, shown, docs_by_id, ev.threshold)
             texts = [h.chunk.text for h in hits]
         raw = ""
         for piece in self.writer.stream(build_messages(query, hits)):
@@ -178,7 +179,7 @@ class Answering:
         if topic is None:
             candidates = self.retriever.search(query, n, doc_ids)
             threshold = FOLLOWUP_ANSWER_THRESHOLD if history else ANSWER_THRESHOLD
-            ev = self.evidence(query, candidates, docs_by_id, threshold)
+            ev = self.evidence_for(query, candidates, docs_by_id, threshold)
         else:
             candidates, ev = self._follow_up(query, n, topic, doc_ids, docs_by_id)
         order = choose_passages(len(candidates), k, ev)
@@ -195,14 +196,14 @@ class Answering:
         the question asks about or hold no sentence that could answer (then all documents decide).
         """
         inside = self.retriever.search(query, n, [topic])
-        ev = self.evidence(query, inside, docs_by_id, FOLLOWUP_ANSWER_THRESHOLD)
+        ev = self.evidence_for(query, inside, docs_by_id, FOLLOWUP_ANSWER_THRESHOLD)
         if ev.answerable:
             return inside, ev
         first = inside[:CONVERSATION_PASSAGES]
         ids = {h.chunk.chunk_id for h in first}
         rest = [h for h in self.retriever.search(query, n, doc_ids) if h.chunk.chunk_id not in ids]
         everywhere = (first + rest)[:n]
-        ev_all = self.evidence(query, everywhere, docs_by_id, FOLLOWUP_ANSWER_THRESHOLD)
+        ev_all = self.evidence_for(query, everywhere, docs_by_id, FOLLOWUP_ANSWER_THRESHOLD)
         if ev_all.answerable and ev_all.confidence >= CHANGED_SUBJECT_CONFIDENCE:
             return everywhere, ev_all
         if not ev.missing and ev.sentences and ev.confidence >= CONVERSATION_DOCUMENT_THRESHOLD:
@@ -223,7 +224,7 @@ class Answering:
         hits = self.retriever.search(" ".join(words[-CONVERSATION_WORDS:]), 1, doc_ids)
         return hits[0].chunk.doc_id if hits else None
 
-    def evidence(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document],
+    def evidence_for(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document],
                   threshold: float = ANSWER_THRESHOLD) -> Evidence:
         """Score every sentence of ``hits`` against the question (``assistant.pipeline.evidence``)."""
         return evidence(query, self.passages(hits, docs_by_id), self.idf, self.similarity(query), threshold)

@@ -272,7 +272,8 @@ def _demonym_of(word: str, owner: set[str]) -> bool:
     return any(len(o) >= 4 and w[:4] == o[:4] for o in owner)
 
 
-def _logistic(weights: dict[str, float], features: dict[str, float]) -> float:
+def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
+    """The logistic model's probability for ``features`` (missing features count as 0)."""
     z = weights["bias"] + sum(w * features.get(k, 0.0) for k, w in weights.items() if k != "bias")
     return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
@@ -368,7 +369,7 @@ def _compared(q: Question, rows: list[dict], similarity: Callable[[list[str]], l
         for r in rows:
             r["features"]["coverage_gap"] = r["features"]["coverage"] - top
     if similarity is not None and rows:
-        rows.sort(key=lambda r: -_logistic(PRESCORE_WEIGHTS, r["features"]))
+        rows.sort(key=lambda r: -logistic(PRESCORE_WEIGHTS, r["features"]))
         rows = rows[:DENSE_CANDIDATES]
         for row, sim in zip(rows, similarity([r["text"] for r in rows])):
             row["features"]["dense"] = sim
@@ -395,10 +396,10 @@ def evidence(question: str, passages: Sequence[Passage], idf: Callable[[Sequence
         The evidence: candidate sentences best first, the confidence, missing names.
     """
     q, rows = gather(question, passages, idf, similarity)
-    sentences = [Sentence(r["hit"], r["start"], r["end"], r["text"], _logistic(RANK_WEIGHTS, r["features"]),
+    sentences = [Sentence(r["hit"], r["start"], r["end"], r["text"], logistic(RANK_WEIGHTS, r["features"]),
                           r["span"], r["label"], r["before"], r["features"]) for r in rows]
     sentences.sort(key=lambda s: (-s.score, s.hit, s.start))
-    confidence = _logistic(ANSWER_WEIGHTS, sentences[0].features) if sentences else 0.0
+    confidence = logistic(ANSWER_WEIGHTS, sentences[0].features) if sentences else 0.0
     if owned_by_others(question, passages):
         confidence = 0.0
     missing = missing_names(q, [p.text for p in passages], [p.title or "" for p in passages])
