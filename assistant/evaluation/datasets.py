@@ -218,8 +218,8 @@ def _squad_row(article: dict, pick: Pick, kind: str, split: str, name: str, docu
     }
 
 
-def convert_squad(data: dict, sizes: SquadSizes = SquadSizes(),
-                  seed: int = SEED) -> tuple[dict[str, str], list[dict]]:
+def convert_squad(data: dict, sizes: SquadSizes = SquadSizes(), seed: int = SEED,
+                  splits: dict[str, list[int]] | None = None) -> tuple[dict[str, str], list[dict]]:
     """SQuAD JSON (``{"data": [article]}``) → (documents by file name, question rows).
 
     Articles are split dev/test by article. Per split: ``left_out_articles`` articles are
@@ -228,13 +228,14 @@ def convert_squad(data: dict, sizes: SquadSizes = SquadSizes(),
     twice ``deleted`` questions whose gold answers no longer occur in their article, and
     ``deleted`` of those are sampled; ``answerable`` questions are sampled from the
     paragraphs that remain. Questions without a non-empty gold answer are skipped.
+    ``splits`` (split → article positions) replaces the halves of ``article_halves``.
     """
     articles = data["data"]
     split_of: dict[int, str] = {}
     left_out: set[int] = set()
     deleted: dict[int, int] = {}  # article -> deleted paragraph
     chosen: list[tuple[Pick, str]] = []
-    for split, ids in article_halves(articles).items():
+    for split, ids in (splits or article_halves(articles)).items():
         split_of.update((i, split) for i in ids)
         gone = sorted(_rng(seed, split, "left-out").sample(ids, min(sizes.left_out_articles, len(ids))))
         left_out.update(gone)
