@@ -13,7 +13,7 @@ QUESTION_TYPES = ("who", "when", "where", "how many", "what", "why", "other")
 KINDS = ("answerable", "left-out", "deleted")
 
 
-TURN_KINDS = ("answerable", "yes/no", "unknown")
+TURN_KINDS = ("answerable", "yes/no", "unknown", "standalone")  # standalone: about another document, names its subject
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ def summarize_changes(records: list[ChangeRecord]) -> dict:
 def summarize_turns(records: list[TurnRecord], k: int) -> dict:
     """The headline numbers for conversation turns (see the module docstring)."""
     first = [r for r in records if r.turn == 1]
-    follow = [r for r in records if r.turn > 1]
+    follow = [r for r in records if r.turn > 1 and r.kind != "standalone"]
+    standalone = [r for r in records if r.kind == "standalone"]
     spanned = [r for r in follow if r.hit is not None]
     rewrites = [r for r in follow if r.rewritten]
     return {
@@ -101,6 +102,9 @@ def summarize_turns(records: list[TurnRecord], k: int) -> dict:
         "abstained_unknown": _mean(r.abstained for r in records if r.kind == "unknown"),
         "rewritten_followups": _mean(bool(r.rewritten) for r in follow),
         "long_rewrites": _mean(r.long_rewrite for r in rewrites),
+        "standalone_turns": len(standalone),
+        "standalone_rewritten": _mean(bool(r.rewritten) for r in standalone),
+        "answers_right_standalone": _mean(r.right for r in standalone if r.right is not None),
         **_latency(records),
     }
 

@@ -145,7 +145,7 @@ def evaluate_conversations(chat: Callable[[str, list[dict]], Answer],
                 hit=_span_hit([(c.source, c.start, c.end) for c in answer.citations], conv.source, t.span),
                 raw_hit=_span_hit(search(t.q), conv.source, t.span) if t.turn > 1 else None,
                 right=answer_right(answer.answer, t.answers, answer.abstained)
-                if t.kind == "answerable" and t.answers else None,
+                if t.kind in ("answerable", "standalone") and t.answers else None,
                 long_rewrite=long_rewrite(t.q, rewritten) if rewritten else None,
             ))
             said = answer.answer if own_history else (t.answers[0] if t.answers else "unknown")

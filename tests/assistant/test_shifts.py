@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
-from assistant.evaluation.shifts import (DEV_SHARE, FILES, dev_and_training, evaluation_set, load_articles,
-                                         training_articles)
+from assistant.evaluation.shifts import (DEV_SHARE, FILES, dev_and_training, evaluation_set, followup_set,
+                                         load_articles, training_articles, with_pronoun)
 
 
 @pytest.mark.parametrize("name", ["reddit", "reviews"])
@@ -71,3 +72,39 @@ def test_a_dev_part_is_indexed_alone(name):
     assert len(documents) < len(dev_titles)  # some left out, for unanswerable questions
     assert sum(r["kind"] == "answerable" for r in rows) == 240
     assert json.dumps(rows) == json.dumps(evaluation_set(name)[1])  # same seed, same set
+
+
+@pytest.mark.parametrize("question, name, expected", [
+    ("Which city is the capital of Connecticut?", "Connecticut", "Which city is the capital of it?"),
+    ("How many days a year does the Australian Senate typically sit?", "Australian Senate",
+     "How many days a year does it typically sit?"),
+    ("Rotterdam is ranked at which place?", "Rotterdam", "It is ranked at which place?"),
+    ("What is the sales tax in Connecticut's capital?", "Connecticut", "What is the sales tax in its capital?"),
+])
+def test_a_subject_becomes_a_pronoun(question, name, expected):
+    assert with_pronoun(question, name) == expected
+
+
+@pytest.mark.parametrize("question, name", [
+    ("What are two types of liquid precipitation?", "Precipitation"),  # a modifier before it
+    ("What two things do Latin words fuse?", "Latin"),  # a modifier of the noun after it
+    ("What type of precipitation is snow?", "Precipitation"),  # "a type of it"
+    ("Is Latin older than Latin script?", "Latin"),  # named twice
+    ("Who founded the city?", "Rotterdam"),  # not named
+])
+def test_a_subject_is_left_alone_where_a_pronoun_would_not_read(question, name):
+    assert with_pronoun(question, name) is None
+
+
+def test_the_followup_set_is_split_by_article_and_ends_each_conversation_elsewhere():
+    documents, rows = followup_set()
+    assert len(documents) == 24 and len(rows) >= 40
+    by_split = {s: {r["source"] for r in rows if r["split"] == s} for s in ("dev", "test")}
+    assert by_split["dev"].isdisjoint(by_split["test"])
+    for r in rows:
+        first, second, third = r["turns"]
+        assert second["kind"] == "answerable" and re.search(r"\b[Ii]ts?\b", second["q"])
+        assert third["kind"] == "standalone" and r["about_third"] != r["source"]
+        text = documents[r["source"]]
+        assert text[second["span"]["start"]:second["span"]["end"]] in second["answers"]
+    assert json.dumps(rows) == json.dumps(followup_set()[1])
