@@ -9,7 +9,7 @@ from typing import Callable
 
 from assistant.evaluation.data import QA, Conversation
 from assistant.evaluation.metrics import (answer_right, answer_words, covers, exact_match, f1, fact_form, holds,
-                                         leading_span, overlaps_half, question_type, same_source)
+                                          leading_span, overlaps_half, question_type, same_source)
 from assistant.types import Answer
 
 

@@ -164,11 +164,11 @@ def followup_set(seed: int = SEED, data: Path = DATA) -> tuple[dict[str, str], l
         rng = random.Random(f"{seed}:{split}:followups")
         per_article = {i: rng.sample(found, min(PAIRS_PER_ARTICLE, len(found))) for i in ids
                        if (found := _pairs(articles[i], offsets[i]))}
-        chosen = [(i, pair) for i in sorted(per_article) for pair in per_article[i]][:FOLLOWUPS_PER_SPLIT]
+        order = sorted(per_article)
+        chosen = [(i, pair) for i in order for pair in per_article[i]][:FOLLOWUPS_PER_SPLIT]
         for n, (i, (first, second)) in enumerate(chosen):
-            j, (other, _) = next((j, pair) for j, pairs in sorted(per_article.items(), key=lambda x: (x[0] <= i, x[0]))
-                                 if j != i for pair in pairs)
-            third = {**other, "turn": 3, "span": None, "kind": "standalone"}
+            j = next((x for x in order if x > i), order[0])  # the next article of the half, round
+            third = {**per_article[j][0][0], "turn": 3, "span": None, "kind": "standalone"}
             rows.append({"conversation": f"{split}-{n:03d}", "source": f"{articles[i]['title']}.txt",
                          "split": split, "about_third": f"{articles[j]['title']}.txt",
                          "turns": [first, second, third]})

@@ -225,7 +225,7 @@ class Answering:
         return hits[0].chunk.doc_id if hits else None
 
     def evidence_for(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document],
-                  threshold: float = ANSWER_THRESHOLD) -> Evidence:
+                     threshold: float = ANSWER_THRESHOLD) -> Evidence:
         """Score every sentence of ``hits`` against the question (``assistant.pipeline.evidence``)."""
         return evidence(query, self.passages(hits, docs_by_id), self.idf, self.similarity(query), threshold)
 

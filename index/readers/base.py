@@ -102,7 +102,7 @@ class MetaValue:
 
 
 def assemble(body: str, sections: list[Section], metas: list[MetaValue],
-              page_starts: tuple[int, ...] = ()) -> Extracted:
+             page_starts: tuple[int, ...] = ()) -> Extracted:
     """Join front matter (metadata not in the body) and body; shift every offset to match.
 
     The title/author/date fields are the text their section points at (spacing collapsed).

@@ -170,7 +170,7 @@ def trailing_name_span(line: str) -> tuple[int, int] | None:
 
 
 def find_value(text: str, value: str, head: int = _SEEN_HEAD,
-                tail: int = _SEEN_TAIL) -> tuple[int, int] | None:
+               tail: int = _SEEN_TAIL) -> tuple[int, int] | None:
     """Where ``value`` stands as whole words near the start or the end of ``text`` (spacing may differ)."""
     words = value.split()
     if not words:

@@ -49,7 +49,7 @@ def read_pdf(path: Path) -> Extracted:
     if not text.strip():
         raise ReadError("PDF has no text layer (a scan?); OCR is not supported, so nothing to index")
     metas = file_metadata(text, [], clean_property(info.get("Title")), clean_property(info.get("Author")),
-                       _pdf_date(info.get("CreationDate") or ""))
+                          _pdf_date(info.get("CreationDate") or ""))
     return assemble(text, [], metas, tuple(starts))
 
 
