@@ -2,9 +2,11 @@
 
 "When did it join?" after "Which platform did the ministry join?" → "When did the ministry
 join?": a pronoun becomes its antecedent, from the previous answers and questions (most
-recent first). A question that still names nothing gets the conversation's topic in
-brackets, within ``MAX_EXTRA_WORDS`` words: enough for retrieval to stay with the same
-document, never the whole history. Rules over text, no model: a rule's rewrite can be
+recent first), unless the question itself names what it means ("Where should applications
+install their files?"). A question that leans on the conversation or is too short to stand
+alone, and still names nothing, gets the conversation's topic in brackets, within
+``MAX_EXTRA_WORDS`` words: enough for retrieval to stay with the same document, never the
+whole history. Rules over text, no model: a rule's rewrite can be
 checked and explained, and the bundled model's own rewrites were rarely accepted
 (docs/answers.md).
 """
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import re
 
+from assistant.pipeline.documents import intent
 from assistant.pipeline.question import analyse
 from assistant.pipeline.spans import CALENDAR_WORD
 from index.text.terms import STOPWORDS, terms
 
 MAX_EXTRA_WORDS = 12  # a rewrite is at most twice the question's words plus this many
+ELLIPTIC_WORDS = 3  # a question this short that names nothing gets the conversation's topic
 HISTORY_TURNS = 6  # messages looked back at
 
 _PERSONAL = {"he": "", "him": "", "his": "'s", "she": "", "her": "", "hers": "'s", "himself": "", "herself": ""}
@@ -44,11 +48,50 @@ _COMMON_STARTS = _WH | STOPWORDS | set(
     "today tomorrow".split())
 
 
+def leans(question: str) -> bool:
+    """The question has a word that points back: a pronoun, "there", "then", a bare "this"."""
+    return bool(_PRONOUN.search(question) or _THERE_THEN.search(question) or _BARE_DEMONSTRATIVE.search(question))
+
+
 def needs_rewrite(question: str) -> bool:
     """A follow-up leans on the conversation: it has a pronoun, or names almost nothing."""
-    q = analyse(question)
-    return bool(_PRONOUN.search(question) or _THERE_THEN.search(question)
-                or _BARE_DEMONSTRATIVE.search(question) or len(q.terms) <= 1)
+    return leans(question) or len(analyse(question).terms) <= 1
+
+
+def elliptic(question: str) -> bool:
+    """A question too short to stand alone ("Why?", "What year?", "Which one?"): at most
+    ``ELLIPTIC_WORDS`` words, none of them a longer word that says what it asks about
+    ("What is decentralization?"), and not about a document as a whole ("Summarize it.")."""
+    return (len(question.split()) <= ELLIPTIC_WORDS and intent(question) is None
+            and all(len(t) <= 5 for t in terms(question)))
+
+
+def _plural(phrase: str) -> bool:
+    """Looks like more than one thing: "applications", "Sam and Tom", "the Stanhopes"."""
+    last = phrase.split()[-1].lower().strip(".,;!?'’") if phrase.split() else ""
+    return " and " in phrase or (len(last) > 3 and last.endswith("s") and not last.endswith(("ss", "us", "is")))
+
+
+def refers_inside(question: str, start: int, pronoun: str) -> bool:
+    """The pronoun at ``start`` means something the question itself names before it: "their"
+    after "applications" ("Where should applications install their ...?"), "it" after "the
+    tower", "his" after a name. Such a question names its own subject and is not rewritten."""
+    before = question[:start]
+    p = pronoun.lower()
+    if p in _PLURAL:
+        words = [w for w in re.findall(r"[A-Za-z][\w’'-]*", before) if w.lower() not in _WH | STOPWORDS]
+        return any(_plural(w) for w in words) or any(_plural(n) for n in _names(before))
+    if p in _PERSONAL:
+        return bool(_names(before))
+    return bool(_names(before) or _phrases(before))
+
+
+def _fits(found: str, pronoun: str) -> bool:
+    """An antecedent agrees with its pronoun in number: "they" wants a plural, "it" a single thing."""
+    p = pronoun.lower()
+    if p in _PLURAL:
+        return _plural(found)
+    return p not in _THING or not _plural(found) or found[:1].isupper()
 
 
 def _names(text: str) -> list[str]:
@@ -132,7 +175,7 @@ def antecedent(pronoun: str, history: list[dict]) -> str | None:
         return None
     for i, (role, text) in enumerate(turns):
         if role == "user":
-            found = _names(text) or _phrases(text)
+            found = [f for f in _names(text) + _phrases(text) if _fits(f, p)]
             if found:
                 return found[0]
         else:
@@ -184,18 +227,25 @@ def rewrite(question: str, history: list[dict]) -> str | None:
     """A standalone version of a follow-up question, or None when it stands alone.
 
     Pronouns are replaced by their antecedent ("When did it join?" → "When did the
-    ministry join?"); a question that still names nothing gets the conversation's topic in
-    brackets. At most twice the question's words plus ``MAX_EXTRA_WORDS``.
+    ministry join?"), unless the question names what they mean itself (``refers_inside``);
+    a question that leans on the conversation and still names nothing, or is too short to
+    stand alone (``elliptic``), gets the conversation's topic in brackets. At most twice the
+    question's words plus ``MAX_EXTRA_WORDS``.
     """
     if not history or not needs_rewrite(question):
         return None
     limit = 2 * len(question.split()) + MAX_EXTRA_WORDS
     text = question.strip()
 
+    unresolved = []
+
     def replace(match: re.Match) -> str:
         word = match.group(1)
+        if refers_inside(text, match.start(), word):
+            return word
         found = antecedent(word, history)
         if not found:
+            unresolved.append(word)
             return word
         suffix = {**_PERSONAL, **_THING, **_PLURAL}.get(word.lower(), "")
         return found + suffix
@@ -204,7 +254,9 @@ def rewrite(question: str, history: list[dict]) -> str | None:
     if len(resolved.split()) > limit:
         resolved = text
     asked = set(terms(resolved))
-    if not analyse(resolved).salient:
+    # the topic in brackets only where the question leans and names nothing, never on one that stands alone
+    if not analyse(resolved).salient and (unresolved or _THERE_THEN.search(text) or _BARE_DEMONSTRATIVE.search(text)
+                                        or elliptic(text)):
         extra = []
         for name in topic(history, asked):
             if len(" ".join(extra + [name]).split()) > MAX_EXTRA_WORDS:

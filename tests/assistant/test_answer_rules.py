@@ -330,8 +330,34 @@ def test_the_topic_is_not_a_date_already_answered():
     history = [{"role": "user", "content": "Which platform did the ministry join?"},
                {"role": "assistant", "content": "WeChat on Monday — The Ministry of State Security joined "
                                                 "WeChat on Monday, 3 March 2024. [1]"}]
-    out = followup.rewrite("When did it join?", history)
+    out = followup.rewrite("Why?", history)  # too short to stand alone: the topic in brackets
     assert "WeChat" in out and "Monday" not in out and "March" not in out and "2024" not in out
+
+
+def test_a_resolved_follow_up_gets_no_topic_in_brackets():
+    history = [{"role": "user", "content": "Which platform did the ministry join?"},
+               {"role": "assistant", "content": "WeChat [1]"}]
+    assert followup.rewrite("When did it join?", history) in ("When did the ministry join?", "When did WeChat join?")
+
+
+@pytest.mark.parametrize("question", [
+    "Where should applications install their MIME type definitions?",  # "their" means the applications
+    "How tall is the tower and when was it built?",  # "it" is the tower
+    "Who wrote the article?",  # a document question that stands alone
+    "Summarize the article.",
+    "What is decentralization?",  # short, but names what it asks about
+])
+def test_a_question_that_stands_alone_is_not_rewritten(question):
+    history = [{"role": "user", "content": "Which platform did China's Ministry of State Security join?"},
+               {"role": "assistant", "content": "WeChat — The ministry joined WeChat. [1]"},
+               {"role": "user", "content": "Who is David Baker?"}]
+    assert followup.rewrite(question, history) is None
+
+
+def test_an_antecedent_agrees_with_its_pronoun():
+    history = [{"role": "user", "content": "What did the ministry say about the new rules?"}]
+    out = followup.rewrite("When do they apply?", history)
+    assert out == "When do the new rules apply?"
 
 
 def test_a_standalone_question_is_left_alone():
