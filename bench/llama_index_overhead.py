@@ -1,10 +1,10 @@
 """What llama-index adds: ``ask()`` against ``as_query_engine().query()``, and the start-up cost.
 
-    python -m assistant.evaluation.datasets squad "$(scripts/bigbench-data)" /tmp/eval/squad   # once
-    python bench/llama_index_overhead.py /tmp/eval/squad
+    python -m assistant.evaluation.shifts wiki /tmp/eval/wiki   # once
+    python bench/llama_index_overhead.py /tmp/eval/wiki
 
-1. The answer path: SQuAD v1.1 dev questions (all of the dev split's, 300; at least 200) over
-   its articles, extractive mode (no LLM: what is timed is the assistant's own work), each
+1. The answer path: the SQuADShifts Wikipedia dev half's questions (300; at least 200) over
+   its 22 indexed articles, extractive mode (no LLM: what is timed is the assistant's own work), each
    question asked both ways, interleaved (which goes first alternates), after a warm-up. The
    overhead is the per-question difference; the engine's answer must equal ``ask``'s. The
    conversion alone (``Answer`` -> llama-index ``Response`` with its nodes) is timed too.
@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "doc-assistant" / "bench"))
 MIN_QUESTIONS = 200
+QUESTIONS = "wiki.jsonl"  # what `python -m assistant.evaluation.shifts wiki` writes
 IMPORTS = {
     "cli": "import assistant.interfaces.cli",
     "cli + llama_index.core": "import assistant.interfaces.cli, llama_index.core",
@@ -39,10 +40,10 @@ IMPORTS = {
 
 
 def questions(squad: Path) -> list[str]:
-    rows = [json.loads(line) for line in (squad / "squad.jsonl").read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in (squad / QUESTIONS).read_text().splitlines() if line.strip()]
     found = [r["q"] for r in rows if r.get("split") == "dev"]
     if len(found) < MIN_QUESTIONS:
-        sys.exit(f"{squad}/squad.jsonl has {len(found)} dev questions; {MIN_QUESTIONS} are needed")
+        sys.exit(f"{squad}/{QUESTIONS} has {len(found)} dev questions; {MIN_QUESTIONS} are needed")
     return found
 
 
@@ -113,16 +114,15 @@ def startup(runs: int = 7) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("squad", type=Path, nargs="?", default=Path("/tmp/eval/squad"),
-                        help="a folder made by `python -m assistant.evaluation.datasets squad` (docs/ and squad.jsonl)")
-    parser.add_argument("--index", type=Path, default=CACHE / "llama-index-squad", help="index folder (reused)")
+    parser.add_argument("squad", type=Path, nargs="?", default=Path("/tmp/eval/wiki"),
+                        help=f"a folder made by `python -m assistant.evaluation.shifts wiki` (docs/ and {QUESTIONS})")
+    parser.add_argument("--index", type=Path, default=CACHE / "llama-index-wiki", help="index folder (reused)")
     parser.add_argument("--skip-answers", action="store_true", help="only the start-up cost")
     args = parser.parse_args()
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version()}
     if not args.skip_answers:
-        if not (args.squad / "squad.jsonl").exists():
-            sys.exit(f"no {args.squad}/squad.jsonl: run python -m assistant.evaluation.datasets squad "
-                     f"\"$(scripts/bigbench-data)\" {args.squad}")
+        if not (args.squad / QUESTIONS).exists():
+            sys.exit(f"no {args.squad}/{QUESTIONS}: run python -m assistant.evaluation.shifts wiki {args.squad}")
         result["answer_path"] = answer_path(args.squad, args.index)
     result["startup"] = startup()
     print(json.dumps(result, indent=2))

@@ -1,18 +1,18 @@
-"""Refit the evidence weights (assistant/pipeline/evidence.py) on the SQuAD v1.1 dev articles.
+"""Refit the evidence weights (assistant/pipeline/evidence.py) on SQuADShifts training questions.
 
-Only dev articles are read (the split of ``assistant.evaluation.datasets``: titles sorted, even
-positions); questions sampled into the evaluation file are left out, so the dev figures
-``assistant eval --split dev`` reports are not fitted on. Nothing here reads a test article.
+Only the training parts of the Reddit posts and product reviews are read
+(``assistant.evaluation.shifts.training_articles``): never a dev part, never a Wikipedia
+article, so every figure ``assistant eval`` reports on them stays unfitted.
 
-    d=$(scripts/bigbench-data)
-    .venv/bin/python -m assistant.evaluation.datasets squad "$d" /tmp/eval/squad
-    .venv/bin/python eval/fit_evidence.py "$d" /tmp/eval/squad --index /tmp/fit-index
+    .venv/bin/python eval/fit_evidence.py --work /tmp/fit             # prints the tables
+    .venv/bin/python eval/fit_evidence.py --work /tmp/fit --write     # and writes them
 
 Prints the three weight tables to paste into assistant/pipeline/evidence.py, and how often the
 best sentence holds the answer with them (on the fitting questions, and on a held-apart
-fifth of them).
+fifth of them). The shipped tables were fitted on SQuAD v1.1 dev articles, which can no
+longer be fetched (docs/evaluation.md); they are kept until a refit here beats them on dev.
 
-Steps: index the converted documents; for each dev question not in the eval file,
+Steps: index ``--articles`` posts and products, one document each; for each question
 retrieve ``CANDIDATE_PASSAGES`` passages and describe every candidate sentence
 (``assistant.pipeline.evidence.gather``); a sentence is right when it covers a gold answer's
 offsets. Then logistic regressions (Newton's method, L2 1.0): PRESCORE (no dense
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from assistant import Assistant, Settings  # noqa: E402
 from assistant.pipeline import evidence as ev  # noqa: E402
 from assistant.pipeline.answering import CANDIDATE_PASSAGES  # noqa: E402
-from assistant.evaluation.datasets import SQUAD_FILE, article_halves, find_input  # noqa: E402
+from assistant.evaluation.datasets import gold_spans, squad_document  # noqa: E402
+from assistant.evaluation.shifts import training_articles  # noqa: E402
 
 RANK = ["coverage", "context_coverage", "bigrams", "dense", "kind", "kind_near", "rank", "coverage_gap",
         "dense_gap"]
@@ -68,28 +69,22 @@ def _norm(s: str) -> str:
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
 
 
-def pool_questions(data: dict, docs: Path, exclude: set[str], n: int) -> list[dict]:
-    """Dev-article questions whose paragraph is in the written document, with gold offsets."""
-    articles = data["data"]
+def pool_questions(articles: list[dict], docs: Path, n: int) -> list[dict]:
+    """Write one document per article into ``docs``; their questions with gold offsets, ``n``
+    of them (seeded)."""
+    docs.mkdir(parents=True, exist_ok=True)
     out = []
-    for i in article_halves(articles)["dev"]:
-        article = articles[i]
-        path = docs / (re.sub(r"[/\\\x00]", "_", article["title"]) + ".txt")
-        if not path.exists():
-            continue
-        text = path.read_text(encoding="utf-8")
-        for para in article["paragraphs"]:
-            offset = text.find(para["context"])
-            if offset < 0:
-                continue
+    for article in articles:
+        name = re.sub(r"[^\w.-]+", "_", article["title"]) + ".txt"
+        text, offsets = squad_document(article["title"], [p["context"] for p in article["paragraphs"]])
+        (docs / name).write_text(text, encoding="utf-8")
+        for para, offset in zip(article["paragraphs"], offsets):
             for qa in para["qas"]:
-                answers = [a for a in qa["answers"] if a["text"].strip()]
-                spans = [(offset + a["answer_start"], offset + a["answer_start"] + len(a["text"]))
-                         for a in answers
-                         if text[offset + a["answer_start"]:offset + a["answer_start"] + len(a["text"])] == a["text"]]
-                if qa["id"] not in exclude and spans:
-                    out.append({"q": qa["question"], "source": path.name, "spans": spans,
-                                "answers": [a["text"] for a in answers]})
+                spans = [(offset + start, offset + start + len(answer))
+                         for answer, start in gold_spans(para["context"], qa["answers"])]
+                if spans:
+                    out.append({"q": qa["question"], "source": name, "spans": spans,
+                                "answers": [a["text"] for a in qa["answers"]]})
     random.Random(5).shuffle(out)
     return out[:n]
 
@@ -130,33 +125,35 @@ def write(tables: dict) -> None:
 
 
 def pool_arguments(parser: argparse.ArgumentParser, pool: int, pool_help: str) -> None:
-    """The arguments naming the data, the converted SQuAD folder, an index and the pool's size."""
-    parser.add_argument("data", help="the folder scripts/bigbench-data prints")
-    parser.add_argument("squad", type=Path, help="the folder `python -m assistant.evaluation.datasets squad` wrote")
-    parser.add_argument("--index", type=Path, required=True, help="an index folder for the documents")
+    """The arguments naming the training sets, how many of their posts/products, a work folder
+    and the pool's size."""
+    parser.add_argument("--sets", nargs="+", default=["reddit", "reviews"], help="SQuADShifts training sets")
+    parser.add_argument("--articles", type=int, default=600, help="posts / products indexed (seeded)")
+    parser.add_argument("--work", type=Path, required=True, help="a folder for the documents and the index")
     parser.add_argument("--pool", type=int, default=pool, help=pool_help)
 
 
 def open_pool(args: argparse.Namespace) -> tuple[Assistant, dict, list[dict]]:
-    """The assistant over the converted documents (indexed first), its documents by id, and
-    ``args.pool`` dev-article questions not in the evaluation file."""
-    data = json.loads(find_input(Path(args.data), SQUAD_FILE).read_text(encoding="utf-8"))
-    exclude = {json.loads(line)["id"] for line in (args.squad / "squad.jsonl").read_text().splitlines()}
-    bot = Assistant(Settings.from_env(index_dir=args.index, backend="none"))
-    bot.ingest([args.squad / "docs"])
+    """The assistant over ``args.articles`` posts and products of the training parts (indexed
+    first), its documents by id, and ``args.pool`` of their questions."""
+    articles = [a for name in args.sets for a in training_articles(name)]  # never wiki, never a dev part
+    random.Random(5).shuffle(articles)
+    pool = pool_questions(articles[:args.articles], args.work / "docs", args.pool)
+    bot = Assistant(Settings.from_env(index_dir=args.work / "index", backend="none", reader="off"))
+    bot.ingest([args.work / "docs"])
     docs_by_id = {d.doc_id: d for d in bot.documents()}
-    return bot, docs_by_id, pool_questions(data, args.squad / "docs", exclude, args.pool)
+    return bot, docs_by_id, pool
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    pool_arguments(parser, 1500, "dev questions to fit on")
+    pool_arguments(parser, 1500, "training questions to fit on")
     parser.add_argument("--write", action="store_true", help="write the weights into assistant/pipeline/evidence.py")
     args = parser.parse_args(argv)
 
     bot, docs_by_id, pool = open_pool(args)
     by_source = {d.source: d.doc_id for d in docs_by_id.values()}
-    print(f"{len(pool)} dev questions", file=sys.stderr)
+    print(f"{len(pool)} training questions", file=sys.stderr)
 
     # 1. PRESCORE: every candidate, no dense feature
     retrieved = [bot.retriever.search(q["q"], CANDIDATE_PASSAGES) for q in pool]

@@ -7,11 +7,10 @@ SmolLM2-135M's log-probability of the question,
     gain = log P(question | "Passage: <sentence>\\nQuestion:") - log P(question | "Question:")
 
 and the ranker's score gets ``a`` times (gain - the best gain among them). Measured on
-SQuAD v1.1 dev-article questions only (the pool ``eval/fit_evidence.py`` fits on; never a
-test article), in two halves by article, for several ``a``:
+SQuADShifts training questions only (the pool ``eval/fit_evidence.py`` fits on; never a dev
+part or a Wikipedia article), in two halves, for several ``a``:
 
-    d=$(scripts/bigbench-data)
-    .venv/bin/python eval/probe_lm_rerank.py "$d" /tmp/eval/squad --index /tmp/fit-index --pool 900
+    .venv/bin/python eval/probe_lm_rerank.py --work /tmp/fit --pool 900
 
 Prints, per ``a``: how often the best sentence holds the answer, how often the quote
 built from it is right (the gold answer within its first 30 words), and the seconds the
@@ -61,7 +60,7 @@ class QuestionLikelihood:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    pool_arguments(parser, 900, "dev-article questions to measure on")
+    pool_arguments(parser, 900, "training questions to measure on")
     parser.add_argument("--top", type=int, default=5, help="sentences the LLM rescores per question")
     args = parser.parse_args(argv)
 

@@ -1,12 +1,13 @@
-"""External evaluation sets: SQuAD v1.1 dev and CoQA, from BIG-bench, in the eval formats.
+"""SQuAD- and CoQA-format question sets in the eval formats (the converters ``shifts`` uses).
 
 Nobody on this team wrote these questions (crowd workers did), so thresholds tuned on
-their dev splits can be checked on their test splits. The data is fetched at eval time
-and never committed (docs/evaluation.md)::
+their dev splits can be checked on their test splits. The SQuAD v1.1 dev and CoQA files
+came from BIG-bench, which can no longer be fetched (docs/evaluation.md); the SQuADShifts
+sets ship in the repository (``python -m assistant.evaluation.shifts``). A copy of either
+file you have still converts::
 
-    d=$(scripts/bigbench-data)                           # the two files, into ~/.cache
-    python -m assistant.evaluation.datasets squad "$d" /tmp/squad   # /tmp/squad/docs/*.txt + squad.jsonl
-    python -m assistant.evaluation.datasets coqa "$d" /tmp/coqa     # /tmp/coqa/docs/*.txt + coqa.jsonl
+    python -m assistant.evaluation.datasets squad squaddev_v1.1.json /tmp/squad   # docs/*.txt + squad.jsonl
+    python -m assistant.evaluation.datasets coqa coqa.test.json /tmp/coqa          # docs/*.txt + coqa.jsonl
 
 SQuAD: each Wikipedia article becomes one plain-text document (title line, blank line,
 paragraphs separated by blank lines), so every gold answer maps to offsets in the text
@@ -45,7 +46,7 @@ SPLITS = ("dev", "test")
 
 # --------------------------------------------------------------------------- shared
 def find_input(path: Path, relative: str) -> Path:
-    """The data file: ``path`` itself, or ``path/relative`` for the folder scripts/bigbench-data prints.
+    """The data file: ``path`` itself, or ``path/relative`` inside a BIG-bench folder.
 
     Raises:
         ValueError: neither exists (says how to fetch it).
@@ -54,8 +55,9 @@ def find_input(path: Path, relative: str) -> Path:
     for candidate in (path, path / relative):
         if candidate.is_file():
             return candidate
-    raise ValueError(f"no {Path(relative).name} at {path}; fetch it with scripts/bigbench-data "
-                     "and pass the folder it prints")
+    raise ValueError(f"no {Path(relative).name} at {path}; BIG-bench's copy can no longer be fetched "
+                     "(docs/evaluation.md): use python -m assistant.evaluation.shifts for the sets that ship "
+                     "in the repository, or pass a copy of the file")
 
 
 def _doc_name(name: str) -> str:
@@ -373,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m assistant.evaluation.datasets",
         description="Convert BIG-bench's SQuAD v1.1 dev or CoQA file into documents and an eval file.")
     parser.add_argument("set", choices=["squad", "coqa"])
-    parser.add_argument("data", type=Path, help="the folder scripts/bigbench-data prints (or the JSON file)")
+    parser.add_argument("data", type=Path, help="the JSON file (or a BIG-bench folder holding it)")
     parser.add_argument("out", type=Path, help="output folder: docs/ and squad.jsonl or coqa.jsonl")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--conversations", type=int, default=60, help="CoQA conversations per split")

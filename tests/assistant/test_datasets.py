@@ -137,9 +137,9 @@ def test_output_folder_with_foreign_files_is_refused(tmp_path, capsys):
     assert (tmp_path / "out" / "docs" / "mine.txt").read_text() == "keep me"
 
 
-def test_missing_input_says_how_to_fetch_it(tmp_path, capsys):
+def test_missing_input_says_where_the_sets_are_now(tmp_path, capsys):
     assert main(["squad", str(tmp_path), str(tmp_path / "out")]) == 2
-    assert "scripts/bigbench-data" in capsys.readouterr().err
+    assert "assistant.evaluation.shifts" in capsys.readouterr().err
     nested = tmp_path / SQUAD_FILE
     nested.parent.mkdir(parents=True)
     nested.write_text("{}")
