@@ -30,7 +30,9 @@ _PLURAL = {"they": "", "them": "", "their": "'s", "theirs": "'s", "themselves": 
 _PRONOUN = re.compile(r"\b(" + "|".join(sorted({**_PERSONAL, **_THING, **_PLURAL}, key=len, reverse=True))
                       + r")\b", re.I)
 _BARE_DEMONSTRATIVE = re.compile(r"\b(this|that|these|those)\b(?!\s+[a-z]+\b(?<!\bis\b))", re.I)
-_THERE_THEN = re.compile(r"\b(there|then)\b", re.I)
+# "there" as a place ("What happened there?"), not the existential one ("Is there a template ...?")
+_THERE_THEN = re.compile(r"\bthen\b|(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )\bthere\b"
+                         r"(?!\s+(?:is|are|was|were|be|been|exists?|remains?|seems?)\b)", re.I)
 _NAME = re.compile(r"(?<![\w’'])(?:[A-Z][\w’'-]*)(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w’'-]*)*")
 _NOUN_PHRASE = re.compile(r"\b(?:the|a|an|this|that|his|her|their|its)\s+((?:[a-z][\w-]*\s+){0,2}[a-z][\w-]*)",
                           re.I)

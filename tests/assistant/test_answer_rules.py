@@ -346,6 +346,7 @@ def test_a_resolved_follow_up_gets_no_topic_in_brackets():
     "Who wrote the article?",  # a document question that stands alone
     "Summarize the article.",
     "What is decentralization?",  # short, but names what it asks about
+    "Is there a standard template countries can apply for decentralization?",  # "there" points nowhere
 ])
 def test_a_question_that_stands_alone_is_not_rewritten(question):
     history = [{"role": "user", "content": "Which platform did China's Ministry of State Security join?"},
