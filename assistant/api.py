@@ -17,6 +17,7 @@ from typing import Iterator
 from assistant.config import MODES, Settings, check_k
 from assistant.pipeline import followup, spelling
 from assistant.pipeline.answering import Answering, Writer
+from assistant.pipeline.reader import shared_reader
 from assistant.pipeline.retrieval import Retriever
 from assistant.types import Answer
 from index.catalog import Document
@@ -63,7 +64,8 @@ class Assistant:
             max_file_bytes=int(settings.max_file_mb * 1_000_000),
         )
         self.retriever = Retriever(self.index)
-        self.answering = Answering(self.index, self.embedder, self.retriever, Writer(settings, llm))
+        self.answering = Answering(self.index, self.embedder, self.retriever, Writer(settings, llm),
+                                   shared_reader(settings.threads) if settings.reader == "on" else None)
 
     @property
     def llm(self):
@@ -79,7 +81,8 @@ class Assistant:
         """An assistant answering with another backend, sharing this one's index and embedder."""
         other = copy.copy(self)
         other.settings = self.settings.with_(backend=backend)
-        other.answering = Answering(self.index, self.embedder, self.retriever, Writer(other.settings))
+        other.answering = Answering(self.index, self.embedder, self.retriever, Writer(other.settings),
+                                    self.answering.reader)
         return other
 
     @property
@@ -92,6 +95,8 @@ class Assistant:
         self.embedder.embed(["warm up"])
         self.retriever.warm_up()
         spelling.english_words()
+        if self.answering.reader is not None:
+            self.answering.reader.read("warm up?", ["Warm up."], [(0, 0, 8)])
         if self.llm is not None:
             try:
                 list(self.answering.writer.stream([{"role": "user", "content": "Hi"}], max_tokens=1))

@@ -15,6 +15,7 @@
 | ASSISTANT_THREADS | CPU threads for the models (0: all cores) | 0 |
 | ASSISTANT_EMBED_RUNTIME | ``onnx`` (float32 ONNX graph, no torch) or ``torch`` (the ``torch`` extra) | onnx |
 | ASSISTANT_EMBED_WORKERS | processes embedding in parallel at ingest | 1 |
+| ASSISTANT_READER | ``on``: the reader model picks the answer span and joins the abstention (docs/reader.md); ``off``: the rules alone | on |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from assistant.errors import SettingError
 BACKENDS = ("bundled", "openai", "none")
 RUNTIMES = ("onnx", "torch")  # index.embedding.embedder.RUNTIMES, without importing the embedder at config time
 MODES = ("auto", "generate", "extractive")
+READER = ("on", "off")
 K_MAX = 10  # passages an answer may be given; the prompt is also budgeted to the model's window
 SERVER_CONTEXT = 8192  # tokens assumed for an OpenAI-compatible server's model unless told
 
@@ -48,6 +50,7 @@ ENVIRONMENT = {
     "embed_runtime": ("ASSISTANT_EMBED_RUNTIME", str),
     "embed_workers": ("ASSISTANT_EMBED_WORKERS", int),
     "llm_context": ("ASSISTANT_LLM_CONTEXT", int),
+    "reader": ("ASSISTANT_READER", str),
 }
 _KINDS = {int: "a whole number", float: "a number"}
 
@@ -100,6 +103,7 @@ class Settings:
     overlap_tokens: int = 30
     max_answer_tokens: int = 160
     llm_context: int = SERVER_CONTEXT
+    reader: str = "on"
     _mode_defaulted: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -115,6 +119,8 @@ class Settings:
         if self.embed_runtime not in RUNTIMES:
             raise SettingError("embed_runtime",
                                f"embed_runtime must be one of {', '.join(RUNTIMES)}, not {self.embed_runtime!r}")
+        if self.reader not in READER:
+            raise SettingError("reader", f"reader must be on or off, not {self.reader!r}")
         if self.embed_workers < 1:
             raise SettingError("embed_workers", "embed_workers must be at least 1")
         object.__setattr__(self, "k", check_k(self.k))

@@ -10,7 +10,7 @@ from index.errors import (EmbedderError, IndexBusy, IndexingError, IndexProblem,
                           RemovalRefused, SettingsMismatch, StoreUnavailable)
 
 __all__ = ["USER_ERRORS", "AssistantError", "EmbedderError", "IndexBusy", "IndexProblem", "IndexWriteFailed",
-           "IndexingError", "LLMError", "ReadError", "RemovalRefused", "SettingError", "SettingsMismatch",
+           "IndexingError", "LLMError", "ReadError", "ReaderError", "RemovalRefused", "SettingError", "SettingsMismatch",
            "StoreUnavailable"]
 
 
@@ -31,3 +31,7 @@ class SettingError(AssistantError, ValueError):
 
 
 USER_ERRORS = (AssistantError, IndexingError)
+
+
+class ReaderError(AssistantError, RuntimeError):
+    """The reader's weights are missing or damaged; the message names the file and the fix."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-ANSWER_VERSION = 2  # the JSON format's version: bump when a field is added, renamed or changes meaning
+ANSWER_VERSION = 3  # the JSON format's version: bump when a field is added, renamed or changes meaning
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class Answer:
 
     ``kind`` says what was answered: ``answer`` (a question about the content),
     ``summary``, ``title``, ``author`` or ``date`` (questions about a document), or
-    ``none`` (nothing to answer from: abstained, or an empty index).
+    ``none`` (nothing to answer from: abstained, or an empty index). ``lead`` is the short
+    answer the quote leads with (the reader's span: "1840", "Adolphe Sax"), or None.
     """
 
     question: str
@@ -54,6 +55,7 @@ class Answer:
     rewritten_question: str | None = None
     version: int = ANSWER_VERSION
     kind: str = "answer"
+    lead: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +65,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "kind": self.kind,
+            "lead": self.lead,
             "mode": self.mode,
             "backend": self.backend,
             "citations": [asdict(c) for c in self.citations],

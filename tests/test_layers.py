@@ -62,6 +62,8 @@ def test_pure_text_contract_names_every_other_index_module():
                  "reach the pipeline, the LLMs and the index only through assistant.api", id="ui-imports-a-step"),
     pytest.param("assistant/pipeline/leak.py", "from assistant.evaluation import metrics",
                  "nothing imports assistant.evaluation", id="pipeline-imports-evaluation"),
+    pytest.param("assistant/pipeline/leak.py", "from assistant.training import export",
+                 "nothing imports assistant.training", id="pipeline-imports-training"),
 ])
 def test_a_violation_breaks_its_contract(tmp_path, module, offending_import, contract):
     """The contracts can fail: a copy of the code with one forbidden import (at the top of a

@@ -64,12 +64,15 @@ def _contains(tokens: list[str], part: list[str]) -> bool:
     return any(tokens[i:i + n] == part for i in range(len(tokens) - n + 1))
 
 
-def answer_right(answer: str, golds, abstained: bool = False) -> bool:
-    """Not abstained, and a normalised gold answer is a run of tokens in the first LEAD_WORDS words."""
+def answer_right(answer: str, golds, abstained: bool = False, cited: str | None = None) -> bool:
+    """Not abstained, and a normalised gold answer is a run of tokens in the first LEAD_WORDS
+    words and (when ``cited``, the cited passages' text, is given) in a cited passage."""
     if abstained:
         return False
     lead = normalize_answer(" ".join(without_markers(answer).split()[:LEAD_WORDS])).split()
-    return any(gold and _contains(lead, gold) for gold in (normalize_answer(g).split() for g in golds))
+    where = normalize_answer(cited).split() if cited is not None else None
+    return any(gold and _contains(lead, gold) and (where is None or _contains(where, gold))
+               for gold in (normalize_answer(g).split() for g in golds))
 
 
 def leading_span(answer: str) -> str:

@@ -55,10 +55,15 @@ def score(qa: QA, answer: Answer, seconds: float) -> Record:
         if rec.source_rank is None and any(same_source(c.source, s) for s in qa.source):
             rec.source_rank = c.n
     if qa.answers:
-        rec.right = answer_right(answer.answer, qa.answers, answer.abstained)
-        rec.lead = leading_span(answer.answer)
-        rec.em = 0.0 if answer.abstained else float(max(exact_match(rec.lead, g) for g in qa.answers))
-        rec.f1 = 0.0 if answer.abstained else round(max(f1(rec.lead, g) for g in qa.answers), 4)
+        cited = " ".join(c.text for c in answer.citations if c.cited)
+        rec.right = answer_right(answer.answer, qa.answers, answer.abstained, cited)
+        # the answer's lead span (a missing one is a miss); a written answer without one: its first sentence
+        rec.lead = answer.lead if answer.lead is not None or answer.mode != "generate" else leading_span(answer.answer)
+        if rec.lead is None or answer.abstained:
+            rec.em, rec.f1 = 0.0, 0.0
+        else:
+            rec.em = float(max(exact_match(rec.lead, g) for g in qa.answers))
+            rec.f1 = round(max(f1(rec.lead, g) for g in qa.answers), 4)
     else:
         rec.right = not answer.abstained and holds(answer.answer, qa)
     cited = fact_form(" ".join(c.text for c in answer.citations if c.cited))

@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from assistant.config import BACKENDS, K_MAX, MODES, RUNTIMES, Settings, check_k, default_corpus
+from assistant.config import BACKENDS, K_MAX, MODES, READER, RUNTIMES, Settings, check_k, default_corpus
 from assistant.types import Answer
 
 
@@ -33,6 +33,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                    help="embedding runtime: onnx (default, no torch) or torch (the torch extra; env ASSISTANT_EMBED_RUNTIME)")
     g.add_argument("--workers", type=int, metavar="N",
                    help="processes embedding in parallel at ingest (env ASSISTANT_EMBED_WORKERS)")
+    g.add_argument("--reader", choices=READER,
+                   help="the reader model picks the answer (on, default) or the rules alone do (off; "
+                        "env ASSISTANT_READER)")
 
 
 def _k(text: str) -> int:
@@ -131,6 +134,7 @@ def _settings(args) -> Settings:
         threads=args.threads,
         embed_runtime=args.embed_runtime,
         embed_workers=args.workers,
+        reader=args.reader,
         k=getattr(args, "k", None),
         mode=getattr(args, "mode", None),
     )

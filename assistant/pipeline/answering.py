@@ -13,10 +13,12 @@ from assistant.llm import make_llm
 from assistant.llm.base import llm_name, stream_text
 from assistant.pipeline import documents, followup, spelling
 from assistant.pipeline.compose import (ABSTAIN_TEXT, Marks, add_missing_markers, check_claims, clean_markers,
-                                        finalize, make_citations, quote)
+                                        finalize, lead_span, make_citations, quote)
 from assistant.pipeline.evidence import (ANSWER_THRESHOLD, FOLLOWUP_ANSWER_THRESHOLD, Evidence, Passage, evidence,
                                          idf_weights)
 from assistant.pipeline.prompt import PromptBudget, build_messages, fit_passages
+from assistant.pipeline.read_evidence import focus, read_into
+from assistant.pipeline.reader import Reader
 from assistant.pipeline.retrieval import Hit, Retriever
 from assistant.types import Answer
 from index.catalog import Document
@@ -96,13 +98,15 @@ class Answering:
         embedder: the embedder its vectors were made with (for sentence similarity).
         retriever: the hybrid search over ``index``.
         writer: the LLM, when an answer is written rather than quoted.
+        reader: the reader model (``assistant.pipeline.reader``); None: the rules alone.
     """
 
-    def __init__(self, index: Index, embedder, retriever: Retriever, writer: Writer):
+    def __init__(self, index: Index, embedder, retriever: Retriever, writer: Writer, reader: Reader | None = None):
         self.index = index
         self.embedder = embedder
         self.retriever = retriever
         self.writer = writer
+        self.reader = reader
 
     def understood(self, question: str, history: list[dict] | None,
                    any_documents: bool) -> tuple[str | None, str]:
@@ -126,11 +130,13 @@ class Answering:
         rewritten, query = self.understood(question, history, bool(docs_by_id))
         sources = {i: (d.source, d.title) for i, d in docs_by_id.items()}
 
-        def final(text, abstained, hits=(), marks=None, used_mode="extractive", asked_llm=False, kind="answer"):
+        def final(text, abstained, hits=(), marks=None, used_mode="extractive", asked_llm=False, kind="answer",
+                  lead=None):
             backend = self.writer.backend if asked_llm else "extractive"
             cites = make_citations(list(hits), text, marks, sources)
             return Answer(question, text, abstained, used_mode, backend, cites, rewritten,
-                          kind="none" if abstained and kind == "answer" else kind)
+                          kind="none" if abstained and kind == "answer" else kind,
+                          lead=None if abstained else lead)
 
         if not docs_by_id:
             yield final(EMPTY_INDEX_TEXT, True)
@@ -154,7 +160,7 @@ class Answering:
             # or only the nearest passage of a follow-up's document: quote it, saying so (``quote``)
             text, marks = quote(ev, texts)
             yield text
-            yield final(text, False, hits, marks)
+            yield final(text, False, hits, marks, lead=lead_span(ev))
             return
         # only what fits the model's window is shown, and only what is shown can be cited
         shown = fit_passages(query, hits, self.writer.budget())
@@ -167,7 +173,8 @@ class Answering:
             yield piece
         titles = [docs_by_id[h.chunk.doc_id].title or "" for h in hits]
         text, abstained, quoted, marks = finalize(query, raw, ev, texts, titles)
-        yield final(text, abstained, hits, marks, "extractive" if quoted else "generate", asked_llm=True)
+        yield final(text, abstained, hits, marks, "extractive" if quoted else "generate", asked_llm=True,
+                    lead=lead_span(ev))
 
     def _select(self, query: str, k: int, doc_ids: list[str] | None, history: list[dict] | None,
                 docs_by_id: dict[str, Document]) -> tuple[list[Hit], Evidence]:
@@ -226,8 +233,14 @@ class Answering:
 
     def evidence_for(self, query: str, hits: list[Hit], docs_by_id: dict[str, Document],
                      threshold: float = ANSWER_THRESHOLD) -> Evidence:
-        """Score every sentence of ``hits`` against the question (``assistant.pipeline.evidence``)."""
-        return evidence(query, self.passages(hits, docs_by_id), self.idf, self.similarity(query), threshold)
+        """Score every sentence of ``hits`` against the question (``assistant.pipeline.evidence``),
+        then have the reader read the best of them (``assistant.pipeline.read_evidence``)."""
+        passages = self.passages(hits, docs_by_id)
+        ev = evidence(query, passages, self.idf, self.similarity(query), threshold)
+        if self.reader is None:
+            return ev
+        texts = [p.text for p in passages]
+        return read_into(ev, texts, self.reader.read(query, texts, focus(ev, texts)))
 
     def passages(self, hits: list[Hit], docs_by_id: dict[str, Document]) -> list[Passage]:
         """What the evidence reads of each hit: its text, title and the sections it sits in."""

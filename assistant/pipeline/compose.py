@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from assistant.pipeline.evidence import Evidence, Sentence
 from assistant.pipeline.question import DATE, NAME, NUMBER, PERSON, PLACE
+from assistant.pipeline.read_evidence import reader_lead
 from assistant.pipeline.spans import candidates
 from assistant.types import Citation
 from index.text.sentences import sentence_spans
@@ -78,13 +79,18 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def trim_to_question(sentence: str, question_terms: set[str], words: int = QUOTE_WORDS) -> tuple[int, int]:
-    """The part of a long sentence to quote: ``words`` words around where the question's words
-    are, as (start, end) in ``sentence``; the whole sentence when it is short enough."""
+def trim_to_question(sentence: str, question_terms: set[str], words: int = QUOTE_WORDS,
+                     answer: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The part of a long sentence to quote: ``words`` words around the ``answer`` span (the
+    reader's) or else around where the question's words are, as (start, end) in ``sentence``;
+    the whole sentence when it is short enough."""
     tokens = list(re.finditer(r"\S+", sentence))
     if len(tokens) <= words:
         return 0, len(sentence)
-    hits = [i for i, m in enumerate(tokens) if set(terms(m.group())) & question_terms]
+    if answer is not None:
+        hits = [i for i, m in enumerate(tokens) if m.start() < answer[1] and m.end() > answer[0]]
+    else:
+        hits = [i for i, m in enumerate(tokens) if set(terms(m.group())) & question_terms]
     middle = sorted(hits)[len(hits) // 2] if hits else 0
     first = max(0, min(middle - words // 2, len(tokens) - words))
     return tokens[first].start(), tokens[first + words - 1].end()
@@ -98,7 +104,10 @@ def _last_words(text: str, words: int) -> int:
 
 def lead_span(ev: Evidence) -> str | None:
     """The answer span a quote of ``ev`` leads with: the date, number or name in the best
-    sentence, when the question asks for one and the evidence is more than ``nearest_only``."""
+    sentence, when the question asks for one and the evidence is more than ``nearest_only``; when
+    the reader read the passages, its span or none (``read_evidence.reader_lead``)."""
+    if ev.read:  # only a span the reader found may lead
+        return reader_lead(ev)
     best = ev.sentences[0] if ev.sentences else None
     if best is None or best.span is None or ev.question.kind not in LEAD_KINDS or ev.nearest_only:
         return None
@@ -143,7 +152,8 @@ def quote(ev: Evidence, texts: list[str]) -> tuple[str, Marks]:
             marks.add(n, b0 + cut, b1)
         hedge = f"{WEAK_TEXT} " if i == 0 and ev.nearest_only else ""
         said = len(f"{hedge}{lead}{label}{before}".split()) if i == 0 else 0
-        a, b = trim_to_question(s.text, asked, max(MIN_QUOTE_WORDS, QUOTE_WORDS - said - 2))
+        a, b = trim_to_question(s.text, asked, max(MIN_QUOTE_WORDS, QUOTE_WORDS - said - 2),
+                                s.span if i == 0 and ev.read else None)
         body = ("… " if a > 0 else "") + _squash(s.text[a:b]) + (" …" if b < len(s.text) else "")
         marks.add(n, s.start + a, s.start + b)
         parts.append(f"{hedge}{lead}{label}{before}{body} [{n}]")

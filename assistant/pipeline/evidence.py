@@ -96,6 +96,8 @@ class Evidence:
     confidence: float = 0.0
     missing: list[str] = field(default_factory=list)
     threshold: float = ANSWER_THRESHOLD
+    read: bool = False  # the reader read the passages: only a span it found may lead a quote
+    margin: float | None = None  # how far the reader's span in the best sentence beats "no answer"
 
     @property
     def score(self) -> float:
@@ -119,7 +121,8 @@ class Evidence:
         """The evidence restricted to some passages, renumbered in the order given."""
         position = {h: i for i, h in enumerate(hits)}
         kept = [_renumber(s, position[s.hit]) for s in self.sentences if s.hit in position]
-        return Evidence(self.question, kept, self.confidence if kept else 0.0, self.missing, self.threshold)
+        return Evidence(self.question, kept, self.confidence if kept else 0.0, self.missing, self.threshold,
+                        self.read, self.margin if self.sentences and self.sentences[0].hit in position else None)
 
 
 def _renumber(s: Sentence, hit: int) -> Sentence:

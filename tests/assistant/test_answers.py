@@ -113,8 +113,8 @@ def test_the_small_model_would_answer_from_memory_and_the_check_removes_it(bot):
 def test_answer_format_and_offsets(bot):
     answer = bot.ask("What festival takes place in Bunol?", mode="generate")
     data = answer.to_dict()
-    assert data["version"] == ANSWER_VERSION == 2
-    assert set(data) == {"version", "question", "rewritten_question", "answer", "abstained", "kind",
+    assert data["version"] == ANSWER_VERSION == 3
+    assert set(data) == {"version", "question", "rewritten_question", "answer", "abstained", "kind", "lead",
                          "mode", "backend", "citations"}
     assert data["mode"] in ("generate", "extractive") and data["kind"] == "answer"
     assert json.loads(answer.to_json()) == data

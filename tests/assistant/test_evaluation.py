@@ -92,8 +92,8 @@ BRONCOS = QA("Who won?", source=("sb.txt",), answers=("Denver Broncos", "Broncos
              spans=(AnswerSpan("sb.txt", 100, 114),), kind="answerable")
 
 
-def _answer(text, citations=(), abstained=False, mode="extractive", rewritten=None, q="Who won?"):
-    return Answer(q, text, abstained, mode, "x", list(citations), rewritten)
+def _answer(text, citations=(), abstained=False, mode="extractive", rewritten=None, q="Who won?", lead=None):
+    return Answer(q, text, abstained, mode, "x", list(citations), rewritten, lead=lead)
 
 
 def _at(n, start, end, source="sb.txt", text="The Denver Broncos won.", cited=True):
@@ -137,10 +137,23 @@ def test_score_by_offsets_needs_a_passage_covering_the_gold_span():
     covering = _at(3, 90, 200)
     half = _at(4, 105, 300)
     rec = score(BRONCOS, _answer("Denver Broncos — they won [3].",
-                                 [holds_string_elsewhere, other_document, covering, half]), 0.1)
+                                 [holds_string_elsewhere, other_document, covering, half], lead="Denver Broncos"), 0.1)
     assert (rec.gold_rank, rec.source_rank, rec.right, rec.em, rec.f1) == (3, 1, True, 1.0, 1.0)
     missed = score(BRONCOS, _answer("Denver Broncos.", [holds_string_elsewhere, other_document, half]), 0.1)
     assert missed.gold_rank is None and missed.right
+
+
+def test_an_answer_is_right_only_with_the_gold_answer_in_a_cited_passage():
+    cited = _answer("Denver Broncos [1].", [_at(1, 90, 200)])
+    uncited = _answer("Denver Broncos [1].", [_at(1, 90, 200, text="Carolina lost.")])
+    assert score(BRONCOS, cited, 0.1).right and not score(BRONCOS, uncited, 0.1).right
+
+
+def test_exact_match_scores_the_lead_span_and_a_missing_one_is_a_miss():
+    led = score(BRONCOS, _answer("Denver Broncos — they won [1].", [_at(1, 90, 200)], lead="Denver Broncos"), 0.1)
+    unled = score(BRONCOS, _answer("Denver Broncos [1].", [_at(1, 90, 200)]), 0.1)
+    written = score(BRONCOS, _answer("Denver Broncos. They won [1].", [_at(1, 90, 200)], mode="generate"), 0.1)
+    assert (led.em, unled.em, written.em) == (1.0, 0.0, 1.0)
 
 
 def test_abstained_answers_score_nothing_even_when_they_hold_the_answer():
@@ -194,8 +207,9 @@ def test_question_type_by_first_wh_word(question, kind):
 
 def test_answers_right_per_question_type():
     when = QA("In what year?", answers=("1990",))
-    recs = [score(BRONCOS, _answer("Denver Broncos"), 1), score(when, _answer("In 1990."), 1),
-            score(when, _answer("Later."), 1)]
+    said = [_at(1, 0, 30, text="The Denver Broncos won in 1990.")]
+    recs = [score(BRONCOS, _answer("Denver Broncos", said), 1), score(when, _answer("In 1990.", said), 1),
+            score(when, _answer("Later.", said), 1)]
     types = summarize_records(recs, 4)["by_type"]
     assert types == {"who": {"n": 1, "answers_right": 1.0}, "when": {"n": 2, "answers_right": 0.5}}
     report = Report(4)

@@ -73,7 +73,7 @@ def test_api_returns_the_cli_json(server):
     assert answer["version"] == ANSWER_VERSION and not answer["abstained"]
     assert "1871" in answer["answer"]
     assert {c["source"] for c in answer["citations"] if c["cited"]} == {"lighthouse.txt"}
-    expected = {"version", "question", "rewritten_question", "answer", "abstained", "kind", "mode",
+    expected = {"version", "question", "rewritten_question", "answer", "abstained", "kind", "lead", "mode",
                 "backend", "citations"}
     assert set(answer) == expected
 
