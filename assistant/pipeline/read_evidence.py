@@ -47,8 +47,9 @@ def read_into(ev: Evidence, texts: list[str], reads) -> Evidence:
     reader's margin for its best span (``UNREAD_MARGIN`` when no window read it); the best
     sentence keeps the reader's span as its answer span when the reader beats "no answer" there
     by ``LEAD_MARGIN``, says more than the question's own words and, for a "when" or "how many"
-    question, holds a date or a number. The reader's best margin anywhere may raise the rules' confidence (``combined``).
-    Only the rules' candidates are ranked: no code line, heading or repeated sentence is quoted.
+    question, holds a date or a number. The reader's best margin anywhere may raise the rules'
+    confidence (``combined``). Only the rules' candidates are ranked: no code line, heading or
+    repeated sentence is quoted.
     """
     plain = [dataclasses.replace(s, span=None) for s in ev.sentences]
     if not reads or not ev.sentences:
