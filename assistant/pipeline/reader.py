@@ -24,8 +24,9 @@ FIX = ("restore it from the repository (git checkout -- {path}) or train one: "
 
 @dataclass(frozen=True)
 class Reading:
-    """The reader's best span in one passage: characters [start, end) of ``passages[passage]``,
-    and ``margin``, how far it beats "no answer" (above 0: the reader answers)."""
+    """A span the reader found (the best of a window, or of a sentence): characters [start, end)
+    of ``passages[passage]``, and ``margin``, how far it beats "no answer" there (above 0: the
+    reader would answer with it)."""
 
     passage: int
     start: int
