@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -34,12 +33,7 @@ from assistant.evaluation.data import load_qa  # noqa: E402
 from assistant.evaluation.metrics import exact_match, normalize_answer  # noqa: E402
 from assistant.pipeline import evidence as rules  # noqa: E402
 from assistant.pipeline.answering import CANDIDATE_PASSAGES  # noqa: E402
-from assistant.pipeline.read_evidence import READ_RANK, UNREAD_MARGIN, combined, focus  # noqa: E402
-
-
-def log_odds(p: float, floor: float = 1e-4) -> float:
-    p = min(max(p, floor), 1 - floor)
-    return math.log(p / (1 - p))
+from assistant.pipeline.read_evidence import READ_RANK, UNREAD_MARGIN, combined, focus, log_odds  # noqa: E402
 
 
 def holds_gold(text: str, golds: list[str]) -> bool:
@@ -121,7 +115,7 @@ def _pick(row: dict, rank: float, unread: float = UNREAD_MARGIN) -> list:
     """The candidate the assistant quotes with ranking weight ``rank`` (as read_evidence does)."""
     if not row["candidates"]:
         return [0.0, None, False, None, False]
-    return max(row["candidates"], key=lambda c: log_odds(c[0], 1e-6) + rank * (unread if c[1] is None else c[1]))
+    return max(row["candidates"], key=lambda c: log_odds(c[0]) + rank * (unread if c[1] is None else c[1]))
 
 
 def _answers(row: dict, threshold: float, answer_margin: float) -> bool:

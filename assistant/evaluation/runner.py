@@ -58,7 +58,9 @@ def score(qa: QA, answer: Answer, seconds: float) -> Record:
         cited = " ".join(c.text for c in answer.citations if c.cited)
         rec.right = answer_right(answer.answer, qa.answers, answer.abstained, cited)
         # the answer's lead span (a missing one is a miss); a written answer without one: its first sentence
-        rec.lead = answer.lead if answer.lead is not None or answer.mode != "generate" else leading_span(answer.answer)
+        rec.lead = answer.lead
+        if rec.lead is None and answer.mode == "generate":
+            rec.lead = leading_span(answer.answer)
         if rec.lead is None or answer.abstained:
             rec.em, rec.f1 = 0.0, 0.0
         else:

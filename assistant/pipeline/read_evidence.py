@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from assistant.pipeline.evidence import ANSWER_THRESHOLD, REQUIRED_KINDS, Evidence, Sentence
+from assistant.pipeline.evidence import ANSWER_THRESHOLD, REQUIRED_KINDS, Evidence, Sentence, logistic
 from assistant.pipeline.spans import candidates
 from index.text.sentences import sentence_spans
 from index.text.terms import terms
@@ -57,11 +57,10 @@ def read_into(ev: Evidence, texts: list[str], reads) -> Evidence:
     scored = []
     for s in ev.sentences:
         r = reads.within(s.hit, s.start, s.end)
-        z = _log_odds(s.score) + READ_RANK * (r.margin if r is not None else UNREAD_MARGIN)
+        z = log_odds(s.score) + READ_RANK * (r.margin if r is not None else UNREAD_MARGIN)
         scored.append((z, s, r))
     scored.sort(key=lambda t: (-t[0], t[1].hit, t[1].start))
-    sentences = [dataclasses.replace(s, score=1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), span=None)
-                 for z, s, _ in scored]
+    sentences = [dataclasses.replace(s, score=logistic({"bias": z}, {}), span=None) for z, s, _ in scored]
     _, best, reading = scored[0]
     span = _answer_span(ev, best, reading)
     sentences[0] = dataclasses.replace(sentences[0], span=span)
@@ -86,7 +85,8 @@ def _answer_span(ev: Evidence, sentence: Sentence, reading) -> tuple[int, int] |
     return a, b
 
 
-def _log_odds(p: float) -> float:
+def log_odds(p: float) -> float:
+    """The log-odds of a probability (kept off 0 and 1): the inverse of ``evidence.logistic``."""
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
 
