@@ -25,6 +25,7 @@ from index.errors import IndexBusy, SettingsMismatch
 from index.store import VectorStore
 from index.text.chunking import CHUNKER_VERSION, ENCODING
 
+REOPEN_WAIT = 30  # seconds a search waits for this process's reopen or write before using the open store
 WRITER_STAMP = "store.writer"  # a new random stamp per write session (see Index.writing)
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,10 @@ class Index:
     def store(self) -> VectorStore:
         """The vector store, kept current with what other processes write.
 
-        When the catalog changed and this process did not change it, a fresh Chroma
-        client is opened in the background and swapped in when ready; until then
-        queries use the current one (the new documents are already found by keyword).
+        When the catalog changed and this process did not change it, a fresh Chroma client
+        is opened before the store is handed out, so the question that follows a sync by
+        another process already searches its vectors (docs/reliability.md). While this
+        process writes, its own client is current and is handed out at once.
         """
         if self._store is None:
             with self._opening:
@@ -88,20 +90,21 @@ class Index:
                                               url=self.chroma_url, name=self._collection_name(),
                                               writing=self._writing)
                     self._seen_generation = generation
-        elif (not self.chroma_url and self.catalog.generation() != self._seen_generation
+        elif (not self.chroma_url and not self._writing.is_set()
+              and self.catalog.generation() != self._seen_generation
               and time.monotonic() >= self._retry_refresh_at):
-            self._refresh_in_background()
+            self._refresh()
         return self._store
 
-    def _refresh_in_background(self) -> None:
-        if not self._reopening.acquire(blocking=False):
-            return  # a reopen is under way, or this process is writing (its client is current)
-        threading.Thread(target=self._refresh, daemon=True, name="index-store-reopen").start()
-
     def _refresh(self) -> None:
-        """Reopen the store (``_reopening`` is held by the caller; released here)."""
+        """Reopen the store unless another thread just did; our writers hold ``_reopening`` too,
+        so a reopen waits for a write of this process to end (its client is current then)."""
+        if not self._reopening.acquire(timeout=REOPEN_WAIT):
+            return  # a long write of this process: its client is current
         try:
             generation = self.catalog.generation()
+            if generation == self._seen_generation:
+                return  # another thread reopened it while this one waited
             self._store.reopen()
             self._seen_generation = generation
         except Exception as exc:  # the old client keeps serving; tried again in a while

@@ -65,27 +65,13 @@ def test_ui_keeps_answering_while_the_cli_ingests(served):
     # owls.md, so only the server's vectors can retrieve it
     question = "Which white bird of prey breeds in the arctic?"
     assert not set(terms(question)) & set(terms((corpus / "owls.md").read_text()))
-    assert _retrieved_within(c, question, "owls.md", seconds=60)
-
-
-def _retrieved_within(c, question: str, source: str, seconds: float) -> bool:
-    """Whether ``source`` is among the passages retrieved for ``question`` (searching that
-    document only) within ``seconds``: the server reopens its vectors in the background."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            a = c.predict(question, 4, "extractive", [source], api_name="/ask")
-            if any(x["source"] == source for x in a["citations"]):
-                return True
-        except Exception:  # a stale vector store fails a filtered search; wait for the reopen
-            pass
-        time.sleep(1)
-    return False
+    a = c.predict(question, 4, "extractive", ["owls.md"], api_name="/ask")
+    assert any(x["source"] == "owls.md" for x in a["citations"]), "the very next question sees it"
 
 
 def test_the_dense_side_sees_what_another_process_ingested(tmp_path, embedder):
     """A serving index finds, by vector search alone, a document a CLI ingest in another
-    process added after it opened, within a bounded wait and without a restart."""
+    process added after it opened: on the very next search, without a restart."""
     index = Index(tmp_path / "index", embedder)
     ingest(index, [build_corpus(tmp_path / "corpus")])
     question = "Which enormous sea creature is the heaviest?"
@@ -101,13 +87,8 @@ def test_the_dense_side_sees_what_another_process_ingested(tmp_path, embedder):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     whale = next(d for d in index.catalog.documents() if d.source == "whales.md")
-    deadline = time.monotonic() + 60
-    while True:
-        nearest = [cid for cid, _ in index.store.query(vector, 3)]
-        if any(cid.startswith(whale.doc_id) for cid in nearest):
-            break
-        assert time.monotonic() < deadline, "the dense side never saw the new document"
-        time.sleep(0.2)
+    nearest = [cid for cid, _ in index.store.query(vector, 3)]
+    assert any(cid.startswith(whale.doc_id) for cid in nearest), "the very next search sees it"
     only = index.store.query(vector, 3, doc_ids=[whale.doc_id])
     assert [cid.startswith(whale.doc_id) for cid, _ in only] == [True]
     index.close()
