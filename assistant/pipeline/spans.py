@@ -19,6 +19,8 @@ _DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 CALENDAR_WORD = re.compile(rf"(?:{_MONTH_NAMES}|{_DAY})\b")
 _YEAR = r"(?:[12]\d{3}|\d{1,4}\s?(?:BC|BCE|AD|CE)|(?:AD|CE)\s?\d{1,4})"
 _ORD = r"\d{1,2}(?:st|nd|rd|th)?"
+# a time of day answers "when" too: "7:15", "7:15 pm", "7 a.m.", "noon" (not "3.14", a number)
+_CLOCK = r"(?:[01]?\d|2[0-3]):[0-5]\d(?:\s?[ap]\.?m\b\.?)?|(?:1[0-2]|0?[1-9])(?:\.[0-5]\d)?\s?[ap]\.?m\b\.?|noon|midnight"
 _DATES = re.compile(
     rf"\b(?:(?:{_DAY},?\s+)?{_MONTH}\s+{_ORD},?\s+{_YEAR}"
     rf"|(?:{_DAY},?\s+)?(?:the\s+)?{_ORD}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}"
@@ -31,6 +33,7 @@ _DATES = re.compile(
     rf"nineteenth|twentieth|twenty-first)\s+century(?:\s+(?:BC|BCE|AD|CE))?"
     rf"|{_YEAR}(?:\s?[–-]\s?\d{{2,4}})?"
     rf"|(?:early|mid|late)?[- ]?{_MONTH}"
+    rf"|{_CLOCK}"
     rf"|{_DAY}|today|yesterday|tomorrow|tonight)\b"
 )
 _NUMBER_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"

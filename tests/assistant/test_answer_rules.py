@@ -56,6 +56,8 @@ def test_acronyms_match_their_expansion():
     ("The lighthouse was first lit on 3 March 1871.", DATE, ["3 March 1871"]),
     ("The reforms take effect in July.", DATE, ["July"]),
     ("It joined WeChat on Monday.", DATE, ["Monday"]),
+    ("The ferry leaves at 7:15 every morning and returns at 6 pm.", DATE, ["7:15", "6 pm"]),
+    ("Pi is about 3.14 and the gate shuts at noon.", DATE, ["noon"]),  # a decimal is not a time
     ("The tower is 41 metres tall.", NUMBER, ["41 metres"]),
     ("It was first lit on 3 March 1871.", NUMBER, ["1871"]),  # a day of a month is a date, not a count
     ("Prices rose by 1,200,000 dollars.", NUMBER, ["1,200,000 dollars"]),
