@@ -45,3 +45,7 @@ class IndexWriteFailed(IndexProblem):
 
 class RemovalRefused(IndexingError, ValueError):
     """A removal that would take out more, or other, documents than the one named."""
+
+
+class CollectionError(IndexingError, ValueError):
+    """A collection name that cannot be used, or a collection operation refused."""

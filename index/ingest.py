@@ -41,6 +41,13 @@ class SyncReport:
     chunks: int = 0
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """One line: what was added, updated, removed and failed (with why), and how long it took."""
+        failed = "; ".join(f"{s}: {r}" for s, r in self.failed)
+        return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                f"{len(self.removed)} removed, {len(self.failed)} failed{' (' + failed + ')' if failed else ''}; "
+                f"{self.chunks} chunks in {self.seconds:.1f} s")
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["failed"] = [{"source": s, "reason": r} for s, r in self.failed]

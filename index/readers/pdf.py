@@ -5,11 +5,14 @@ information's title, author and date as metadata. Scanned PDFs (no text layer) a
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 from index.errors import ReadError
 from index.readers.base import Extracted, assemble
 from index.readers.metadata import clean_property, file_metadata, iso_date
+
+PDFIUM = threading.RLock()  # PDFium is not thread-safe: every call into it, here and in index.pages, holds this
 
 
 def read_pdf(path: Path) -> Extracted:
@@ -18,6 +21,11 @@ def read_pdf(path: Path) -> Extracted:
     Title, Author and CreationDate from the document information go in front matter when
     the text layer does not show them.
     """
+    with PDFIUM:
+        return _read_pdf(path)
+
+
+def _read_pdf(path: Path) -> Extracted:
     import pypdfium2 as pdfium
 
     try:
