@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 from pathlib import Path
 from typing import Iterator
 
 from assistant.config import MODES, Settings, check_k
+from assistant.conversations import Conversation, ConversationStore, Rating
+from assistant.errors import CollectionError
 from assistant.pipeline import followup, spelling
 from assistant.pipeline.answering import Answering, Writer
+from assistant.pipeline.merging import merge_answers, stamped
 from assistant.pipeline.reader import shared_reader
 from assistant.pipeline.retrieval import Retriever
 from assistant.types import Answer
 from index.catalog import Document
+from index.collections import DEFAULT, Collections
 from index.embedding.embedder import make_embedder
 from index.index import ChunkSettings, Index
 from index.ingest import SyncReport, ingest, is_document_object
@@ -28,8 +33,13 @@ from index.readers import SUPPORTED_SUFFIXES
 from index.removal import remove, remove_documents
 
 
+_OPENING = threading.Lock()  # the conversations file is opened once per family of assistants
+WATCH_WAIT = 600  # seconds a watched folder's sync waits for another writer (a CLI ingest)
+
+
 class Assistant:
-    """Answers questions over one index, with cited passages.
+    """Answers questions over one collection (an index), with cited passages; the other collections
+    of its data folder through ``collection(name)``, and several at once with ``collections=``.
 
     Args:
         settings: where the index is and how to answer (see ``Settings``).
@@ -47,10 +57,14 @@ class Assistant:
 
     supported_suffixes = SUPPORTED_SUFFIXES  # the file types ``ingest`` reads
 
-    def __init__(self, settings: Settings, embedder=None, llm=None, embed_model=None):
+    def __init__(self, settings: Settings, embedder=None, llm=None, embed_model=None, create: bool = True):
         if embedder is not None and embed_model is not None:
             raise ValueError("pass embedder or embed_model, not both")
+        if not create:
+            Collections(settings.data, settings.default_dir).require(settings.collection)
         self.settings = settings
+        self._family: dict[str, Assistant] = {settings.collection: self}  # collections open, shared
+        self._store: list[ConversationStore] = []  # the data folder's conversations, opened on first use
         if embed_model is not None:
             from index.llamaindex import as_embedder
 
@@ -81,6 +95,7 @@ class Assistant:
         """An assistant answering with another backend, sharing this one's index and embedder."""
         other = copy.copy(self)
         other.settings = self.settings.with_(backend=backend)
+        other._family = {other.settings.collection: other}  # its collections answer with its backend
         other.answering = Answering(self.index, self.embedder, self.retriever, Writer(other.settings),
                                     self.answering.reader)
         return other
@@ -88,6 +103,85 @@ class Assistant:
     @property
     def backend(self) -> str:
         return self.answering.writer.backend
+
+    # collections ----------------------------------------------------------
+    @property
+    def collection_name(self) -> str:
+        return self.settings.collection
+
+    def _collections(self) -> Collections:
+        return Collections(self.settings.data, self.settings.default_dir)
+
+    def collections(self) -> list[str]:
+        """The collections of this data folder, ``default`` first."""
+        return self._collections().names()
+
+    def collection(self, name: str) -> "Assistant":
+        """The assistant of another collection of this data folder (which must exist), sharing
+        this one's models and conversations; raises CollectionError naming the known ones."""
+        if name not in self._family:
+            self._collections().require(name)
+            other = copy.copy(self)
+            other.settings = self.settings.for_collection(name)
+            other.index = Index(other.settings.index_dir, self.embedder, chroma_url=self.settings.chroma_url,
+                                chunking=self.index.chunking, max_file_bytes=self.index.max_file_bytes)
+            other.retriever = Retriever(other.index)
+            other.answering = Answering(other.index, self.embedder, other.retriever, self.answering.writer,
+                                        self.answering.reader)
+            self._family[name] = other
+        return self._family[name]
+
+    def create_collection(self, name: str) -> None:
+        self._collections().create(name)
+
+    def rename_collection(self, old: str, new: str) -> None:
+        """Rename a collection (not ``default``, nor one open in this process)."""
+        if old in self._family and old != DEFAULT:
+            raise CollectionError(f"collection {old!r} is in use here; rename it from another process "
+                                  "(`assistant collections rename`) while nothing serves it")
+        self._collections().rename(old, new)
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection (not ``default``) and everything indexed in it; files stay on disk."""
+        if name in self._family and name != DEFAULT:
+            self._family.pop(name).index.close()
+        self._collections().delete(name)
+
+    # conversations --------------------------------------------------------
+    @property
+    def conversation_store(self) -> ConversationStore:
+        """The data folder's conversations and ratings (``assistant.conversations``)."""
+        with _OPENING:
+            if not self._store:
+                self._store.append(ConversationStore(self.settings.data))
+        return self._store[0]
+
+    def conversations(self, user: str = "") -> list[Conversation]:
+        """``user``'s conversations (the chat's login; "" without one), the most recent first."""
+        return self.conversation_store.list(user)
+
+    def conversation(self, conversation_id: str, user: str = "") -> Conversation:
+        """A stored conversation with its turns; raises ConversationNotFound for an unknown id."""
+        return self.conversation_store.get(conversation_id, user)
+
+    def new_conversation(self, user: str = "", title: str = "") -> Conversation:
+        return self.conversation_store.create(user, title)
+
+    def rate(self, conversation_id: str, n: int, rating: int, correction: str | None = None,
+             user: str = "") -> Rating:
+        """Rate turn ``n`` of a conversation (1 good, -1 wrong), with an optional correction;
+        kept with the versions of the documents it cites, for ``assistant eval --from-feedback``."""
+        turn = next((t for t in self.conversation(conversation_id, user).turns if t.n == n), None)
+        versions = {}
+        for c in turn.answer.cited if turn else []:
+            try:
+                catalog = self.collection(c.collection or self.settings.collection).index.catalog
+            except CollectionError:
+                continue  # the collection is gone; the rating keeps the answer as shown
+            doc = next((d for d in catalog.documents() if d.doc_id == c.doc_id), None)
+            if doc is not None:
+                versions[c.source] = doc.hash
+        return self.conversation_store.rate(conversation_id, n, rating, correction, versions, user)
 
     def warm_up(self) -> None:
         """Load the models and run each once, so the first answer is quick (the chat calls it
@@ -114,6 +208,31 @@ class Assistant:
         items = [p if is_document_object(p) else Path(p) for p in paths]
         return ingest(self.index, items, progress=progress, rebuild=rebuild, wait=wait)
 
+    def watch(self, folders: list, on_event=None, sync=None, settle: float | None = None, poll: bool | None = None):
+        """A watcher (``index.watch.FolderWatcher``) keeping this collection in step with ``folders``:
+        after each settled burst of changes, one sync of the folders that exist (``sync(folders)``,
+        default ``ingest`` waiting for another writer). A folder that vanishes is reported and its
+        documents stay indexed. ``start()`` it, or ``run()`` it until Ctrl-C; it syncs once at start."""
+        from index.watch import SETTLE_SECONDS, FolderWatcher
+
+        say = on_event or (lambda line: None)
+
+        def ingest_existing(paths):
+            existing = [p for p in paths if Path(p).is_dir()]
+            for gone in sorted(set(map(str, paths)) - set(map(str, existing))):
+                say(f"folder {gone} is gone: its documents stay indexed until it is back "
+                    f"(or `assistant remove {gone} --folder`)")
+            if not existing:
+                return None
+            report = self.ingest(existing, wait=WATCH_WAIT)
+            say(f"synced {', '.join(map(str, existing))}: {report.summary()}")
+            return report
+
+        watcher = FolderWatcher([Path(f) for f in folders], sync or ingest_existing,
+                                settle=SETTLE_SECONDS if settle is None else settle, poll=poll, on_event=say)
+        watcher.sync_now()
+        return watcher
+
     def remove(self, target: str, wait: float = 0, folder: bool = False) -> list[str]:
         """Remove a document by its source as listed (a llama-index ``Document``'s ``id_``), or its
         path; every document under a folder only with ``folder=True``. Returns the sources removed;
@@ -123,6 +242,28 @@ class Assistant:
 
     def documents(self) -> list[Document]:
         return self.index.catalog.documents()
+
+    def view(self, document: str, start: int | None = None, end: int | None = None,
+             answers: list | tuple = (), page: int | None = None, scale: float = 1.5):
+        """What a viewer shows of an indexed document (its source as listed, path or id): a PDF's
+        page as an image with the passage ``[start, end)`` and the ``answers`` boxed (``index.viewing.
+        PageView``), else its text with headings and those spans (``TextView``). Raises ValueError for
+        a document this collection does not list, ``ReadError`` for a page out of range or a file
+        gone, encrypted or unreadable."""
+        from index.viewing import view_document
+
+        doc = self._document(document)
+        if page is not None and (isinstance(page, bool) or not isinstance(page, int)):
+            raise ValueError(f"page must be a whole number, not {page!r}")
+        return view_document(doc, start, end, [tuple(a) for a in answers], page, scale, self.index.max_file_bytes)
+
+    def _document(self, name: str) -> Document:
+        absolute = str(Path(name).absolute()) if name else ""
+        for d in self.documents():
+            if name in (d.source, d.doc_id) or d.path == absolute:
+                return d
+        raise ValueError(f"no indexed document {name!r} in collection {self.collection_name!r}; "
+                         "see `assistant list` for what is indexed")
 
     def doc_ids(self, docs: list[str] | None) -> list[str] | None:
         """Document ids for sources or paths; raises ValueError naming any unknown one."""
@@ -153,12 +294,37 @@ class Assistant:
         return _last(self.stream(question, history=history, **kwargs))
 
     def stream(self, question: str, history: list[dict] | None = None, k: int | None = None,
-               docs: list[str] | None = None, mode: str | None = None) -> Iterator[str | Answer]:
+               docs: list[str] | None = None, mode: str | None = None, collections: list[str] | None = None,
+               conversation: str | None = None, user: str = "") -> Iterator[str | Answer]:
         """Yield the answer's text as it is generated, then the final checked ``Answer``.
 
         The streamed text is the model's raw output (or the quote); only the final
         ``Answer`` has its claims and citations checked (and may differ from it).
+        ``collections``: ask these collections (of this data folder) instead of this one, each
+        answering alone, merged into one answer (``assistant.pipeline.merging``).
+        ``conversation``: a stored conversation's id: its turns are the history (``history``
+        is then ignored) and this turn is added to it.
         """
+        names = list(dict.fromkeys(collections or [self.settings.collection]))
+        bots = [self.collection(name) for name in names]
+        if conversation is not None:
+            history = self.conversation(conversation, user).history()
+        if len(bots) == 1:
+            answer = None
+            for item in bots[0]._stream(question, history, k, docs, mode):
+                if isinstance(item, Answer):
+                    answer = stamped(item, names[0])
+                else:
+                    yield item
+        else:
+            answer = merge_answers(question, [(name, stamped(_last(bot._stream(question, history, k, None, mode)),
+                                                             name)) for name, bot in zip(names, bots)])
+        if conversation is not None:
+            self.conversation_store.add_turn(conversation, question, answer, names, user)
+        yield answer
+
+    def _stream(self, question: str, history: list[dict] | None, k: int | None,
+                docs: list[str] | None, mode: str | None) -> Iterator[str | Answer]:
         question = question or ""
         if not question.strip():
             raise ValueError("the question is empty")

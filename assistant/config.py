@@ -2,7 +2,9 @@
 
 | variable | meaning | default |
 | --- | --- | --- |
-| ASSISTANT_INDEX | index folder | per-user data folder (``platformdirs``) + ``/index`` |
+| ASSISTANT_DATA | data folder: collections and conversations | the ``--index`` folder if given, else the per-user data folder (``platformdirs``) |
+| ASSISTANT_COLLECTION | the collection asked and ingested into | ``default`` |
+| ASSISTANT_INDEX | the ``default`` collection's index folder | DATA/index |
 | ASSISTANT_CHROMA_URL | Chroma server URL (else Chroma files in the index folder) | unset |
 | ASSISTANT_BACKEND | ``bundled`` (SmolLM2 GGUF), ``openai`` (OpenAI-compatible server) or ``none`` | bundled |
 | ASSISTANT_LLM_URL | base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 | unset |
@@ -38,6 +40,8 @@ SERVER_CONTEXT = 8192  # tokens assumed for an OpenAI-compatible server's model 
 # Each setting read from the environment: its variable, and how its text becomes a value.
 ENVIRONMENT = {
     "index_dir": ("ASSISTANT_INDEX", Path),
+    "data_dir": ("ASSISTANT_DATA", Path),
+    "collection": ("ASSISTANT_COLLECTION", str),
     "chroma_url": ("ASSISTANT_CHROMA_URL", str),
     "backend": ("ASSISTANT_BACKEND", str),
     "llm_url": ("ASSISTANT_LLM_URL", str),
@@ -67,11 +71,16 @@ def check_k(k) -> int:
     return value
 
 
-def default_index_dir() -> Path:
-    """The per-user data folder's ``index`` subfolder (e.g. ~/.local/share/doc-assistant/index)."""
+def default_data_dir() -> Path:
+    """The per-user data folder (e.g. ~/.local/share/doc-assistant)."""
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("doc-assistant", appauthor=False)) / "index"
+    return Path(platformdirs.user_data_dir("doc-assistant", appauthor=False))
+
+
+def default_index_dir() -> Path:
+    """The per-user data folder's ``index`` subfolder: the ``default`` collection."""
+    return default_data_dir() / "index"
 
 
 def default_corpus() -> Path:
@@ -85,9 +94,15 @@ def default_corpus() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that shapes the assistant; build with ``Settings.from_env(**overrides)``."""
+    """Everything that shapes the assistant; build with ``Settings.from_env(**overrides)``.
+
+    ``index_dir`` is the folder of the collection in use: ``from_env`` finds it from ``data_dir``,
+    ``collection`` and an explicit index folder (``index.collections``).
+    """
 
     index_dir: Path
+    data_dir: Path | None = None  # None: the index folder's own (it is the default collection)
+    collection: str = "default"
     chroma_url: str | None = None
     backend: str = "bundled"
     llm_url: str | None = None
@@ -105,6 +120,7 @@ class Settings:
     llm_context: int = SERVER_CONTEXT
     reader: str = "on"
     _mode_defaulted: bool = field(default=False, init=False, repr=False, compare=False)
+    _default_dir: Path | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "_mode_defaulted", self.mode is None)
@@ -136,7 +152,7 @@ class Settings:
                 a bad value (naming the variable when it came from the environment).
         """
         env = os.environ if env is None else env
-        known = [f.name for f in fields(cls) if f.init]
+        known = [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise ValueError(f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
@@ -159,9 +175,7 @@ class Settings:
             from_environment.pop(name, None)
         if values.get("llm_url") and not values.get("backend"):
             values["backend"] = "openai"
-        if values.get("index_dir") is None:
-            values["index_dir"] = default_index_dir()
-        values["index_dir"] = Path(values["index_dir"]).expanduser()
+        _place(values)
         try:
             return cls(**values)
         except SettingError as exc:
@@ -171,9 +185,55 @@ class Settings:
             raise SettingError(exc.name, f"{variable}={env[variable]!r}: {exc}; "
                                          "fix or unset the environment variable") from None
 
+    @property
+    def data(self) -> Path:
+        """The data folder: the collections and the conversations."""
+        return self.data_dir if self.data_dir is not None else self.index_dir
+
+    @property
+    def default_dir(self) -> Path:
+        """The ``default`` collection's index folder."""
+        if self._default_dir is not None:
+            return self._default_dir
+        return self.index_dir if self.collection == "default" else self.data / "index"
+
+    def for_collection(self, name: str) -> "Settings":
+        """The same settings on another collection of the same data folder."""
+        from index.collections import collection_dir
+
+        return replace(self, collection=name, index_dir=collection_dir(self.data, name, self.default_dir),
+                       _default_dir=self.default_dir)
+
     def with_(self, **changes) -> "Settings":
         """A copy with some settings changed (a defaulted mode follows a changed backend)."""
         changes = {k: v for k, v in changes.items() if v is not None}
         if self._mode_defaulted and "mode" not in changes:
             changes["mode"] = None
         return replace(self, **changes)
+
+
+def _place(values: dict) -> None:
+    """Fill in ``index_dir`` (the collection's folder), ``data_dir`` and ``_default_dir``.
+
+    No ``--index``: the data folder (or the per-user one) holds every collection, ``default`` in
+    DATA/index. With ``--index DIR``: DIR is the ``default`` collection and, unless a data folder is
+    given, the data folder too (its other collections under DIR/collections).
+    """
+    from index.collections import check_name, collection_dir
+
+    name = values.setdefault("collection", "default")
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise SettingError("collection", str(exc)) from None
+    index_dir = values.get("index_dir")
+    data = values.get("data_dir")
+    if index_dir is not None:
+        default = Path(index_dir).expanduser()
+        data = Path(data).expanduser() if data is not None else default
+    else:
+        data = Path(data).expanduser() if data is not None else default_data_dir()
+        default = data / "index"
+    values["data_dir"] = data
+    values["_default_dir"] = default
+    values["index_dir"] = collection_dir(data, name, default)

@@ -6,10 +6,10 @@ carries a message a user can act on (the CLI prints it on one line).
 
 from __future__ import annotations
 
-from index.errors import (EmbedderError, IndexBusy, IndexingError, IndexProblem, IndexWriteFailed, ReadError,
+from index.errors import (CollectionError, EmbedderError, IndexBusy, IndexingError, IndexProblem, IndexWriteFailed, ReadError,
                           RemovalRefused, SettingsMismatch, StoreUnavailable)
 
-__all__ = ["USER_ERRORS", "AssistantError", "EmbedderError", "IndexBusy", "IndexProblem", "IndexWriteFailed",
+__all__ = ["USER_ERRORS", "AssistantError", "CollectionError", "ConversationNotFound", "EmbedderError", "IndexBusy", "IndexProblem", "IndexWriteFailed",
            "IndexingError", "LLMError", "ReadError", "ReaderError", "RemovalRefused", "SettingError", "SettingsMismatch",
            "StoreUnavailable"]
 
@@ -35,3 +35,7 @@ USER_ERRORS = (AssistantError, IndexingError)
 
 class ReaderError(AssistantError, RuntimeError):
     """The reader's weights are missing or damaged; the message names the file and the fix."""
+
+
+class ConversationNotFound(AssistantError, ValueError):
+    """No stored conversation has that id (for this user)."""

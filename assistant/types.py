@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-ANSWER_VERSION = 3  # the JSON format's version: bump when a field is added, renamed or changes meaning
+ANSWER_VERSION = 4  # the JSON format's version: bump when a field is added, renamed or changes meaning
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class Citation:
     ``text == extracted_text[start:end]`` of the source document; ``highlights`` are
     (start, end) spans inside ``text`` that support the answer; ``answer_spans`` the exact
     answer inside it (a date, a name), when the answer leads with one; ``score`` is the
-    fused retrieval score (see ``assistant.pipeline.retrieval``).
+    fused retrieval score (see ``assistant.pipeline.retrieval``); ``collection`` the collection
+    the document was found in.
     """
 
     n: int
@@ -34,6 +35,7 @@ class Citation:
     highlights: list[list[int]] = field(default_factory=list)
     score: float = 0.0
     answer_spans: list[list[int]] = field(default_factory=list)
+    collection: str | None = None  # the collection the document is in
 
 
 @dataclass(frozen=True)

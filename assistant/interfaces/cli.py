@@ -1,4 +1,5 @@
-"""The ``assistant`` command: ingest / list / remove / ask / chat, thin over ``assistant.api``.
+"""The ``assistant`` command: ingest / list / remove / ask / chat / watch / collections /
+conversations / eval / serve, thin over ``assistant.api``.
 
 Exit codes: 0 success; 1 some files failed to index, or the index is busy or
 mismatched, or its Chroma server does not answer; 2 a usage error (bad option, k
@@ -12,18 +13,24 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
 
 from assistant.config import BACKENDS, K_MAX, MODES, READER, RUNTIMES, Settings, check_k, default_corpus
+from assistant.interfaces import library
+from assistant.interfaces.library import add_library_commands
+from assistant.interfaces.rendering import format_answer
 from assistant.types import Answer
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("index and models")
-    g.add_argument("--index", metavar="DIR", help="index folder (env ASSISTANT_INDEX)")
+    g.add_argument("--data", metavar="DIR", help="data folder: collections and conversations (env ASSISTANT_DATA)")
+    g.add_argument("--collection", metavar="NAME", action="append",
+                   help="the collection to use (default: default; env ASSISTANT_COLLECTION); ask and chat "
+                        "take it more than once to ask several at once")
+    g.add_argument("--index", metavar="DIR", help="the default collection's index folder (env ASSISTANT_INDEX)")
     g.add_argument("--chroma-url", metavar="URL", help="use a Chroma server (env ASSISTANT_CHROMA_URL)")
     g.add_argument("--backend", choices=BACKENDS, help="LLM backend (env ASSISTANT_BACKEND)")
     g.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:11434/v1")
@@ -50,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _document_commands(sub)
     _question_commands(sub)
+    add_library_commands(sub, _common)
     _eval_command(sub)
     _serve_command(sub)
     return parser
@@ -82,6 +90,9 @@ def _question_commands(sub) -> None:
         if name == "ask":
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="print the answer as JSON")
+        else:
+            p.add_argument("--resume", metavar="ID", help="go on with a stored conversation "
+                                                          "(`assistant conversations` lists them)")
         p.add_argument("--k", type=_k, help=f"passages given to the answerer, 1 to {K_MAX} (default 4)")
         p.add_argument("--doc", action="append", metavar="PATH", help="only these documents (repeatable)")
         p.add_argument("--mode", choices=MODES,
@@ -94,8 +105,11 @@ def _eval_command(sub) -> None:
     p = sub.add_parser("eval", help="measure answer quality on a QA or conversation file (JSON Lines)",
                        description="Measure answer quality (docs/evaluation.md): a QA file, or a file of "
                                    "conversations (entries with turns), over the documents in --docs.")
-    p.add_argument("qa", metavar="QA.jsonl")
-    p.add_argument("--docs", required=True, metavar="DIR", help="the documents the questions are about")
+    p.add_argument("qa", metavar="QA.jsonl", help="the questions; with --from-feedback, the file to write")
+    p.add_argument("--docs", metavar="DIR", help="the documents the questions are about (indexed first)")
+    p.add_argument("--from-feedback", action="store_true",
+                   help="first write QA.jsonl from the answers rated in the chat, then measure it "
+                        "over the collection as it is (docs/conversations.md)")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all",
                    help="tune on dev, report test (default: all)")
     p.add_argument("--baseline", action="store_true", help="also run a plain llama-index pipeline")
@@ -119,13 +133,23 @@ def _serve_command(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (env ASSISTANT_AUTH)")
+    p.add_argument("--auth", metavar="USER:PASSWORD", action="append",
+                   help="require a login; repeat for several users, each seeing only their own "
+                        "conversations (env ASSISTANT_AUTH)")
+    p.add_argument("--auth-file", metavar="FILE", help="the logins, one USER:PASSWORD a line")
+    p.add_argument("--watch", metavar="DIR", action="append",
+                   help="keep the collection in step with this folder (repeatable)")
     p.add_argument("--no-seeds", action="store_true", help="do not index seeds/ into an empty index")
     _common(p)
 
 
 def _settings(args) -> Settings:
+    names = args.collection or []
+    if len(names) > 1 and args.command not in ("ask", "chat"):
+        raise ValueError("only ask and chat take --collection more than once")
     return Settings.from_env(
+        data_dir=args.data,
+        collection=names[0] if names else None,
         index_dir=args.index,
         chroma_url=args.chroma_url,
         backend=args.backend,
@@ -208,23 +232,6 @@ def cmd_remove(bot, args) -> int:
     return 0
 
 
-def format_answer(answer: Answer) -> str:
-    """The answer, then the numbered passages (cited first marked with *)."""
-    lines = [answer.answer, ""]
-    if answer.rewritten_question:
-        lines[1:1] = [f"(understood as: {answer.rewritten_question})", ""]
-    for c in answer.citations:
-        where = f"p. {c.page}" if c.page else f"chars {c.start}-{c.end}"
-        mark = "*" if c.cited else " "
-        lines.append(f"{mark}[{c.n}] {c.source} ({where}, score {c.score:.4f})")
-        body = " ".join(c.text.split())
-        lines.extend(textwrap.wrap(body, 96, initial_indent="     ", subsequent_indent="     "))
-    if answer.citations:
-        lines.append("")
-        lines.append("* cited by the answer")
-    return "\n".join(lines)
-
-
 def _run_stream(stream, show_raw: bool) -> Answer:
     result = None
     for item in stream:
@@ -240,14 +247,18 @@ def _run_stream(stream, show_raw: bool) -> Answer:
 
 def cmd_ask(bot, args) -> int:
     show_raw = not args.json and sys.stderr.isatty()
-    answer = _run_stream(bot.stream(args.question, k=args.k, docs=args.doc, mode=args.mode), show_raw)
+    answer = _run_stream(bot.stream(args.question, k=args.k, docs=args.doc, mode=args.mode,
+                                    collections=args.collection), show_raw)
     print(answer.to_json(indent=2) if args.json else format_answer(answer))
     return 0
 
 
 def cmd_chat(bot, args) -> int:
-    history: list[dict] = []
-    print("Ask about your documents; an empty line or Ctrl-D ends the chat.")
+    conv = bot.conversation(args.resume) if args.resume else bot.new_conversation()
+    for turn in conv.turns:
+        print(f"you> {turn.question}\n{turn.answer.answer}\n")
+    print(f"Conversation {conv.id} (go on later with `assistant chat --resume {conv.id}`).\n"
+          "Ask about your documents; an empty line or Ctrl-D ends the chat.")
     while True:
         try:
             question = input("you> ").strip()
@@ -256,39 +267,58 @@ def cmd_chat(bot, args) -> int:
             return 0
         if not question:
             return 0
-        answer = _run_stream(bot.stream(question, history=history, k=args.k, docs=args.doc,
-                                        mode=args.mode), sys.stderr.isatty())
+        answer = _run_stream(bot.stream(question, k=args.k, docs=args.doc, mode=args.mode,
+                                        collections=args.collection, conversation=conv.id), sys.stderr.isatty())
         print(format_answer(answer))
-        history += [{"role": "user", "content": question},
-                    {"role": "assistant", "content": answer.answer}]
+
+
+def _logins(args) -> list[tuple[str, str]]:
+    """The logins from --auth (repeatable), --auth-file and ASSISTANT_AUTH."""
+    entries = list(args.auth or [])
+    if not entries and os.environ.get("ASSISTANT_AUTH"):
+        entries.append(os.environ["ASSISTANT_AUTH"])
+    if args.auth_file:
+        try:
+            lines = Path(args.auth_file).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ValueError(f"cannot read --auth-file {args.auth_file}: {exc.strerror or exc}") from None
+        entries += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    logins = []
+    for entry in entries:
+        user, sep, password = entry.partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"--auth takes USER:PASSWORD, not {user + ':…' if sep else entry!r}")
+        logins.append((user, password))
+    return logins
 
 
 def cmd_serve(bot, args) -> int:
     from assistant.interfaces.ui import LOCAL_HOSTS, serve
 
-    auth = args.auth or os.environ.get("ASSISTANT_AUTH")
-    login = None
-    if auth:
-        user, sep, password = auth.partition(":")
-        if not sep or not user or not password:
-            raise ValueError("--auth takes USER:PASSWORD")
-        login = (user, password)
-    if args.host not in LOCAL_HOSTS and login is None:
+    logins = _logins(args)
+    if args.host not in LOCAL_HOSTS and not logins:
         print(f"assistant: warning: serving on {args.host} without a login; anyone who can reach "
               "this port can read your documents (use --auth USER:PASSWORD)", file=sys.stderr)
-    serve(bot, host=args.host, port=args.port, auth=login,
-          seeds=None if args.no_seeds else default_corpus())
+    missing = [p for p in args.watch or [] if not Path(p).is_dir()]
+    if missing:
+        raise ValueError(f"--watch: not a folder: {', '.join(missing)}")
+    serve(bot, host=args.host, port=args.port, auth=logins or None,
+          seeds=None if args.no_seeds else default_corpus(), watch=[Path(p) for p in args.watch or []])
     return 0
 
 
 def cmd_eval(bot, args) -> int:
     from assistant.evaluation import Report
 
+    if args.from_feedback:
+        _write_feedback(bot, args)
+    elif not args.docs:
+        raise ValueError("eval needs --docs DIR (the documents the questions are about), or --from-feedback")
     items, talks = _eval_items(args)
-    docs = Path(args.docs)
-    ingested = bot.ingest([docs], progress=_ProgressBar())
-    if ingested.failed:
-        print(f"assistant: {len(ingested.failed)} files failed to index", file=sys.stderr)
+    if args.docs:
+        ingested = bot.ingest([Path(args.docs)], progress=_ProgressBar())
+        if ingested.failed:
+            print(f"assistant: {len(ingested.failed)} files failed to index", file=sys.stderr)
     indexed = {d.source for d in bot.documents()}
     has_sources = talks or any(s in indexed for q in items for s in q.source)
     report = Report(bot.settings.k)
@@ -298,6 +328,20 @@ def cmd_eval(bot, args) -> int:
         report.add("baseline", _eval_baseline(bot, args, items, talks, bar), has_sources)
     _print_report(report, args)
     return 0
+
+
+def _write_feedback(bot, args) -> None:
+    """Write the rated answers of this collection as a QA file (``assistant.evaluation.feedback``)."""
+    from assistant.evaluation.feedback import feedback_rows, write_rows
+
+    rows, left_out = feedback_rows(bot.conversation_store.ratings(), bot.collection_name)
+    if not rows:
+        raise ValueError(f"no rated answers about collection {bot.collection_name!r} to make questions of"
+                         + (f" ({left_out} down-rated without a correction)" if left_out else ""))
+    write_rows(Path(args.qa), rows)
+    print(f"wrote {len(rows)} questions to {args.qa}"
+          + (f"; {left_out} down-rated answers without a correction left out" if left_out else ""),
+          file=sys.stderr)
 
 
 def _eval_items(args) -> tuple[list, bool]:
@@ -349,6 +393,8 @@ def _eval_baseline(bot, args, items: list, talks: bool, bar) -> list:
     llm = bot.llm
     if llm is None:
         raise ValueError("--baseline needs an LLM backend (not --backend none)")
+    if not args.docs:
+        raise ValueError("--baseline needs --docs DIR")
     base = Baseline(Path(args.docs), bot.settings.index_dir / "baseline", bot.embedder, llm, k=bot.settings.k,
                     max_tokens=bot.settings.max_answer_tokens)
     if talks:
@@ -370,8 +416,9 @@ def _print_report(report, args) -> None:
             print(types)
 
 
-COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
-            "serve": cmd_serve}
+COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat,
+            "eval": cmd_eval, "serve": cmd_serve, **library.COMMANDS}
+CREATING = ("ingest", "watch", "collections", "eval")  # commands that may make their collection
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        bot = Assistant(settings)
+        bot = Assistant(settings, create=args.command in CREATING)
         return COMMANDS[args.command](bot, args)
     except ValueError as exc:
         print(f"assistant: {exc}", file=sys.stderr)

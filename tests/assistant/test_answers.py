@@ -113,13 +113,13 @@ def test_the_small_model_would_answer_from_memory_and_the_check_removes_it(bot):
 def test_answer_format_and_offsets(bot):
     answer = bot.ask("What festival takes place in Bunol?", mode="generate")
     data = answer.to_dict()
-    assert data["version"] == ANSWER_VERSION == 3
+    assert data["version"] == ANSWER_VERSION == 4
     assert set(data) == {"version", "question", "rewritten_question", "answer", "abstained", "kind", "lead",
                          "mode", "backend", "citations"}
     assert data["mode"] in ("generate", "extractive") and data["kind"] == "answer"
     assert json.loads(answer.to_json()) == data
     keys = {"n", "cited", "doc_id", "chunk_id", "source", "title", "page", "start", "end", "text",
-            "highlights", "score", "answer_spans"}
+            "highlights", "score", "answer_spans", "collection"}
     assert [c["n"] for c in data["citations"]] == list(range(1, len(data["citations"]) + 1))
     for c in data["citations"]:
         assert set(c) == keys

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
 from assistant.config import Settings
+from tests.support import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +137,81 @@ def test_chat_in_the_terminal(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "WeChat" in result.stdout
     assert "understood as:" in result.stdout and "Monday" in result.stdout
+    conversation = re.search(r"Conversation (\w+)", result.stdout).group(1)
+    resumed = subprocess.run(  # later, another process: the conversation goes on where it was
+        [sys.executable, "-m", "assistant", "chat", "--mode", "extractive", "--resume", conversation],
+        input="Who joined?\n\n", capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.index("When did it join?") < resumed.stdout.index(f"Conversation {conversation}")
+    shown = run("conversations", "show", conversation, "--json", index=index)
+    assert [t["question"] for t in json.loads(shown.stdout)["turns"]] == [
+        "Which platform did the Ministry of State Security join?", "When did it join?", "Who joined?"]
+    exported = run("conversations", "export", conversation, index=index)
+    assert exported.stdout.startswith("# Which platform") and "[^1]:" in exported.stdout
+    unknown = run("chat", "--resume", "nope", index=index)
+    assert unknown.returncode == 2 and "no conversation 'nope'" in unknown.stderr
+
+
+def test_collections_from_the_command_line(tmp_path, corpus):
+    index = tmp_path / "index"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "otters.md").write_text("# Otters\n\nSea otters hold hands while sleeping so they do not drift apart.\n")
+    assert run("ingest", str(corpus), index=index).returncode == 0
+    made = run("ingest", str(notes), "--collection", "animals", index=index)
+    assert made.returncode == 0, made.stderr
+    listed = json.loads(run("collections", "--json", index=index).stdout)
+    assert [(c["name"], c["documents"]) for c in listed] == [("default", 6), ("animals", 1)]
+    both = run("ask", "Why do sea otters hold hands while sleeping?", "--collection", "default",
+               "--collection", "animals", "--json", "--mode", "extractive", index=index)
+    answer = json.loads(both.stdout)
+    assert "drift apart" in answer["answer"]
+    assert {(c["collection"], c["source"]) for c in answer["citations"] if c["cited"]} == {("animals", "otters.md")}
+    assert run("collections", "rename", "animals", "zoo", index=index).returncode == 0
+    assert run("list", "--collection", "zoo", index=index).stdout.startswith("otters.md")
+    for args, message in ((("ask", "x?", "--collection", "../etc"), "cannot name a collection"),
+                          (("ask", "x?", "--collection", "a/b"), "cannot name a collection"),
+                          (("list", "--collection", "ghost"), "no collection 'ghost'"),
+                          (("collections", "delete", "zoo"), "add --yes"),
+                          (("collections", "delete", "default", "--yes"), "cannot be deleted")):
+        refused = run(*args, index=index)
+        assert refused.returncode == 2 and message in refused.stderr, (args, refused.stderr)
+    assert not (index / "collections" / "ghost").exists()
+    assert run("collections", "delete", "zoo", "--yes", index=index).returncode == 0
+    assert [c["name"] for c in json.loads(run("collections", "--json", index=index).stdout)] == ["default"]
+    assert len(json.loads(run("list", "--json", index=index).stdout)) == 6, "the default collection is untouched"
+
+
+def test_watch_keeps_a_collection_in_step(tmp_path):
+    index, folder = tmp_path / "index", tmp_path / "watched"
+    folder.mkdir()
+    (folder / "herons.md").write_text("# Herons\n\nGrey herons nest in colonies called heronries.\n")
+    env = {**os.environ, "ASSISTANT_INDEX": str(index)}
+    watcher = subprocess.Popen([sys.executable, "-m", "assistant", "watch", str(folder), "--collection", "birds"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    try:
+        def sources():
+            listed = run("list", "--json", "--collection", "birds", index=index)
+            return sorted(d["source"] for d in json.loads(listed.stdout)) if listed.returncode == 0 else []
+
+        _until(lambda: sources() == ["herons.md"])
+        (folder / "owls.md").write_text("# Owls\n\nSnowy owls hunt lemmings on the tundra.\n")
+        (folder / "herons.md").unlink()
+        (folder / "broken.pdf").write_bytes(b"not a pdf at all")  # unreadable: reported, the rest goes on
+        _until(lambda: sources() == ["owls.md"])
+        answer = run("ask", "What do snowy owls hunt?", "--collection", "birds", "--mode", "extractive",
+                     index=index)
+        assert "lemmings" in answer.stdout
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, _ = watcher.communicate(timeout=60)
+    assert "1 failed (broken.pdf: " in out, out  # the unreadable file is named; the others were synced
+    missing = run("watch", str(tmp_path / "nowhere"), index=index)
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def _until(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.5)

@@ -54,8 +54,7 @@ def client(url):
 
 
 def chat(c, message, history):
-    shown, _panel, _cleared = c.predict(message, history, 4, "generate", "bundled", [],
-                                        api_name="/chat")
+    shown = c.predict(message, history, 4, "generate", "bundled", [], api_name="/chat")[0]
     return shown
 
 
@@ -95,7 +94,7 @@ def test_off_topic_says_so(server):
 
 
 def _documents(c):
-    status, table, _, _ = c.predict(api_name="/documents")
+    status, table = c.predict(api_name="/documents")[:2]
     return status, [row[0] for row in table["data"]]
 
 
