@@ -4,7 +4,7 @@ One file, DATA/conversations.sqlite3, beside the collections, so a conversation 
 collections. Each turn keeps the question, the collection(s) asked and the whole ``Answer`` (its
 JSON); each rating keeps the answer as it was shown and the version (content hash) of every
 document it cites, so ``assistant eval --from-feedback`` can turn it into a test later
-(docs/conversations.md). Every write is one transaction: a killed server loses at most the turn
+(docs/ui.md). Every write is one transaction: a killed server loses at most the turn
 it was answering. Conversations belong to a user (the chat's login; "" without one) and are
 found only by their owner.
 """

@@ -6,7 +6,7 @@
 
 An index folder opened with ``--index DIR`` is the data folder's ``default`` collection: its other
 collections live under ``DIR/collections/``. Names are checked before they touch a path, so a name
-can never reach outside the data folder (docs/collections.md).
+can never reach outside the data folder (docs/ui.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ other format as its extracted text with its headings, the passage and the answer
 Offsets are those of the document's extracted text (``Citation.start/end``). The file is read
 again from where it was indexed (kept in a small cache per path, mtime and size, so paging through
 a long PDF reads it once); when it changed since, the view says so, since the offsets may have
-moved. Only documents the catalog lists can be viewed (docs/viewer.md).
+moved. Only documents the catalog lists can be viewed (docs/ui.md).
 """
 
 from __future__ import annotations
@@ -66,7 +66,11 @@ def view_document(doc: Document, start: int | None = None, end: int | None = Non
     passage = (start, end) if start is not None and end is not None and start < end else None
     if path.suffix.lower() == ".pdf":
         return _page_view(doc, path, extracted, passage, list(answers), page, scale, notes)
-    headings = [(s.start, s.end, s.level) for s in extracted.sections if s.kind in ("heading", "title")]
+    levels: dict[tuple[int, int], int] = {}  # a title is often its first heading too: shown once
+    for s in extracted.sections:
+        if s.kind in ("heading", "title"):
+            levels[(s.start, s.end)] = max(levels.get((s.start, s.end), 0), s.level)
+    headings = [(start, end, level) for (start, end), level in sorted(levels.items())]
     return TextView(doc.source, doc.title, extracted.text, headings, passage,
                     [tuple(a) for a in answers], notes)
 

@@ -1,4 +1,4 @@
-"""Answers rated in the chat, as a QA file ``assistant eval`` runs (docs/conversations.md).
+"""Answers rated in the chat, as a QA file ``assistant eval`` runs (docs/ui.md).
 
 - rated good, answered: the question must again be answered with what it led with (its lead, else
   the sentence it quoted), from the same documents;

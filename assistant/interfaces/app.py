@@ -25,7 +25,7 @@ from assistant.types import Answer
 # errors shown on the page as a line of text, rather than as the chat's error box
 SHOWN_ERRORS = (ValueError, IndexProblem, StoreUnavailable, ReadError)
 INGEST_WAIT = 600  # seconds an upload's ingest waits for another writer (a CLI ingest) to finish
-PAGE_SCALE = 1.5  # a PDF page is rendered at 1.5 pixels per point at zoom 100
+PAGE_SCALE = 1.5  # a PDF page is rendered at 1.5 pixels per point (more when zoomed in)
 
 def safe_upload_name(name: str) -> str:
     """A file name that stays inside the upload folder: no folders, no leading dots."""
@@ -300,10 +300,10 @@ class App:
         try:
             view = self.collection(target.get("collection")).view(
                 target["document"], target.get("start"), target.get("end"), target.get("answers") or [],
-                target.get("page"), scale=PAGE_SCALE * zoom / 100)
+                target.get("page"), scale=PAGE_SCALE * max(1, zoom / 100))  # sharp when zoomed in
         except SHOWN_ERRORS as exc:
             return f'<p class="note">{html.escape(str(exc))}</p>'
-        return render_view(view)
+        return render_view(view, zoom)
 
 
 def _message_text(content) -> str:

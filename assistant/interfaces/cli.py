@@ -109,7 +109,7 @@ def _eval_command(sub) -> None:
     p.add_argument("--docs", metavar="DIR", help="the documents the questions are about (indexed first)")
     p.add_argument("--from-feedback", action="store_true",
                    help="first write QA.jsonl from the answers rated in the chat, then measure it "
-                        "over the collection as it is (docs/conversations.md)")
+                        "over the collection as it is (docs/ui.md)")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all",
                    help="tune on dev, report test (default: all)")
     p.add_argument("--baseline", action="store_true", help="also run a plain llama-index pipeline")

@@ -90,19 +90,19 @@ def citation_target(c: Citation) -> dict:
             "answers": [[c.start + s, c.start + e] for s, e in c.answer_spans], "page": c.page}
 
 
-def render_view(view) -> str:
-    """A document view (``Assistant.view``) as HTML: a page image with boxes, or the marked text."""
+def render_view(view, zoom: int = 100) -> str:
+    """A document view (``Assistant.view``) as HTML: a page image with boxes, or the marked text.
+    At ``zoom`` 100 a page is as wide as the viewer; more scrolls."""
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in view.notes)
     if hasattr(view, "image"):
         image = view.image
         head = (f"{html.escape(view.source)} · page {image.page} of {image.pages}")
-        boxes = "".join(_box(b, image, "passage") for b in view.passage_boxes)
-        boxes += "".join(_box(b, image, "answer") for b in view.answer_boxes)
+        boxes = "".join(_box(b, image, "hl-passage") for b in view.passage_boxes)
+        boxes += "".join(_box(b, image, "hl-answer") for b in view.answer_boxes)
         data = base64.b64encode(image.png).decode()
-        width = image.width
         return (f'<div class="viewer"><div class="head"><b>{head}</b></div>{notes}<div class="scroll">'
-                f'<div class="page" style="width:{width:.0f}px"><img alt="page {image.page}" '
-                f'style="width:{width:.0f}px" src="data:image/png;base64,{data}">{boxes}</div></div></div>')
+                f'<div class="page" style="width:{zoom}%"><img alt="page {image.page}" '
+                f'style="width:100%" src="data:image/png;base64,{data}">{boxes}</div></div></div>')
     layers = [("heading", [(s, e) for s, e, _ in view.headings])]
     layers.append(("passage", [view.passage] if view.passage else []))
     layers.append(("answer", list(view.answers)))
@@ -126,7 +126,7 @@ def _layered(text: str, layers: list[tuple[str, list]]) -> str:
         piece = html.escape(text[a:b])
         if "heading" in inside:
             piece = f'<span class="heading">{piece}</span>'
-        mark = "answer" if "answer" in inside else "passage" if "passage" in inside else None
+        mark = "hl-answer" if "answer" in inside else "hl-passage" if "passage" in inside else None
         out.append(f'<mark class="{mark}">{piece}</mark>' if mark else piece)
     return "".join(out)
 

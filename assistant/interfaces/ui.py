@@ -32,21 +32,21 @@ CSS = """
 .answer-text { white-space: pre-wrap; margin-bottom: 8px; }
 .retrieved-title { color: #57606a; margin-top: 14px; }
 .viewer .page { position: relative; display: inline-block; }
-.viewer .page img { display: block; max-width: none; }
+.viewer .page img { display: block; max-width: none; height: auto; }
 .viewer .box { position: absolute; background: #fff3b066; outline: 2px solid #d4a72c; }
-.viewer .box.answer { background: #ffd33d88; outline: 2px solid #bf8700; }
+.viewer .box.hl-answer { background: #ffd33d88; outline: 2px solid #bf8700; }
 .viewer .scroll { max-height: 720px; overflow: auto; border: 1px solid #d0d7de; }
 .viewer .doc-text { white-space: pre-wrap; font-size: 0.92em; padding: 8px; }
 .viewer .doc-text .heading { font-weight: 700; font-size: 1.1em; }
-.viewer .doc-text mark.passage { background: #fff3b0; }
-.viewer .doc-text mark.answer { background: #ffd33d; font-weight: 600; }
+.viewer .doc-text mark.hl-passage { background: #fff3b0; }
+.viewer .doc-text mark.hl-answer { background: #ffd33d; font-weight: 600; }
 .viewer .note { color: #9a6700; }
 """
 # after a view is shown: bring the passage (or its box) into the viewer's scrolled area
 SCROLL_JS = """() => { for (const id of ['viewer', 'doc-viewer']) {
-  const el = document.querySelector('#' + id + ' .passage, #' + id + ' .box');
+  const el = document.querySelector('#' + id + ' .hl-passage');
   if (el) el.scrollIntoView({block: 'center'}); } }"""
-ZOOMS = (50, 75, 100, 150, 200, 300)  # viewer zoom, percent of the 1.5x rendering
+ZOOMS = (50, 75, 100, 150, 200, 300)  # viewer zoom: percent of the viewer's width
 # System fonts only: the page must fetch nothing from other hosts.
 FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
@@ -100,7 +100,7 @@ def _chat_tab(gr, app: App) -> SimpleNamespace:
     """Conversations, the chat and its settings, the sources panel and the viewer."""
     settings = app.bot.settings
     with gr.Row():
-        with gr.Column(scale=1, min_width=200):
+        with gr.Column(scale=1, min_width=180):
             gr.Markdown("**Conversations**")
             conversations = gr.Radio([], label="Reopen", elem_id="conversations", show_label=False)
             title = gr.Textbox(label="Title", elem_id="conversation-title", lines=1)
@@ -135,16 +135,19 @@ def _chat_tab(gr, app: App) -> SimpleNamespace:
                 docs = gr.Dropdown(app.sources(), multiselect=True, value=[],
                                    allow_custom_value=True, label="Only these documents",
                                    elem_id="docs-filter")
-        with gr.Column(scale=2):
-            sources = gr.HTML("<p>Sources appear here.</p>", elem_id="sources")
-            pick = gr.Radio([], label="Open a source in its document", elem_id="open-source")
-            viewer = _viewer(gr, "viewer")
+        with gr.Column(scale=3, elem_id="side"):
+            with gr.Tabs(selected="sources-tab") as side:
+                with gr.Tab("Sources", id="sources-tab"):
+                    pick = gr.Radio([], label="Open a source in its document", elem_id="open-source")
+                    sources = gr.HTML("<p>Sources appear here.</p>", elem_id="sources")
+                with gr.Tab("Document", id="document-tab"):
+                    viewer = _viewer(gr, "viewer")
     return SimpleNamespace(chatbot=chatbot, question=question, send=send, clear=clear, k=k, mode=mode,
                            backend=backend, docs=docs, sources=sources, collections=collections,
                            conversations=conversations, title=title, rename=rename, delete=delete,
                            export=export, exported=exported, pick=pick, viewer=viewer,
                            conversation=gr.State(None), targets=gr.State([]), turns=gr.State([]),
-                           rated=rated, correction=correction, send_correction=send_correction,
+                           rated=rated, correction=correction, send_correction=send_correction, side=side,
                            last_rated=gr.State(None))
 
 
@@ -207,13 +210,15 @@ def _wire_chat(gr, app: App, c: SimpleNamespace) -> None:
     outputs = [c.chatbot, c.sources, c.question, c.pick, c.conversation, c.conversations, c.turns, c.targets]
     c.send.click(respond, inputs, outputs, api_name="chat")
     c.question.submit(respond, inputs, outputs, api_visibility="undocumented")
+    for asked in (c.send.click, c.question.submit):  # a new answer shows its sources
+        asked(lambda: gr.Tabs(selected="sources-tab"), None, c.side, api_visibility="undocumented")
     c.clear.click(lambda: ([], "<p>Sources appear here.</p>", None, [], gr.update(value=None),
                            gr.update(choices=[], value=None)),
                   None, [c.chatbot, c.sources, c.conversation, c.turns, c.conversations, c.pick],
                   api_visibility="undocumented")
 
 def _wire_ratings(gr, app: App, c: SimpleNamespace) -> None:
-    """Thumbs up / down on an answer, and the correction of one rated down (docs/conversations.md)."""
+    """Thumbs up / down on an answer, and the correction of one rated down (docs/ui.md)."""
     def on_like(data: gr.LikeData, conversation, turns, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         n = turns[index // 2] if conversation and turns and 0 <= index // 2 < len(turns) else None
@@ -299,7 +304,9 @@ def _wire_conversations(gr, app: App, c: SimpleNamespace) -> None:
         return app.view(target, int(zoom)), target
 
     c.pick.input(open_source, [c.pick, c.targets, c.viewer.zoom], [c.viewer.html, c.viewer.target],
-                 api_visibility="undocumented").then(None, js=SCROLL_JS)
+                 api_visibility="undocumented").then(
+        lambda: gr.Tabs(selected="document-tab"), None, c.side, api_visibility="undocumented").then(
+        None, js=SCROLL_JS)
 
 
 def _wire_viewer(gr, app: App, v: SimpleNamespace) -> None:

@@ -103,10 +103,11 @@ def _ask(page, question):
     page.wait_for_timeout(500)
 
 
-def _shot(page, name):
+def _shot(page, name, element: str | None = None):
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
+        target = page.locator(element) if element else page
+        target.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
 
 
 def test_clicking_a_pdf_citation_shows_the_page_with_the_passage_boxed(browser, server):
@@ -115,15 +116,15 @@ def test_clicking_a_pdf_citation_shows_the_page_with_the_passage_boxed(browser, 
     page.locator("#open-source label", has_text="spain.pdf · page 2").first.click()
     page.wait_for_selector("#viewer img", timeout=30_000)
     assert "spain.pdf · page 2 of 2" in page.inner_text("#viewer")
-    assert page.locator("#viewer .box.passage").count() >= 1, "the passage is boxed on the page"
+    assert page.locator("#viewer .box.hl-passage").count() >= 1, "the passage is boxed on the page"
     img = page.locator("#viewer img").bounding_box()
-    box = page.locator("#viewer .box.passage").first.bounding_box()
+    box = page.locator("#viewer .box.hl-passage").first.bounding_box()
     assert img["x"] <= box["x"] and box["x"] + box["width"] <= img["x"] + img["width"] + 1
     assert img["y"] <= box["y"] and box["y"] + box["height"] <= img["y"] + img["height"] + 1
-    _shot(page, "viewer")
+    _shot(page, "viewer", "#side")
     page.click("#viewer-previous")
     page.wait_for_function("document.querySelector('#viewer').innerText.includes('page 1 of 2')")
-    assert page.locator("#viewer .box.passage").count() == 0, "the passage is on page 2"
+    assert page.locator("#viewer .box.hl-passage").count() == 0, "the passage is on page 2"
     page.click("#viewer-previous")  # there is no page 0: it stays on page 1
     page.wait_for_timeout(1000)
     assert "page 1 of 2" in page.inner_text("#viewer")
@@ -206,9 +207,9 @@ def test_a_file_saved_in_the_watched_folder_is_answered_from(browser, server):
     synced = time.monotonic() - saved
     _ask(page, "When does the Kestrel harbour ferry leave?")
     assert "7:15" in page.inner_text("#chat")
+    _shot(page, "watched")
     page.get_by_role("tab", name="Documents").click()
     page.wait_for_function("document.querySelector('#status textarea').value.includes('added')")
-    _shot(page, "watched")
     assert synced < 30, synced  # a hang guard; the latency itself is measured in bench/chat_features.py
 
 

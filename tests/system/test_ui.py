@@ -352,6 +352,12 @@ def test_browser_runs_nothing_from_hostile_documents(browser, server):
     page.get_by_role("tab", name="Documents").click()
     page.wait_for_timeout(1500)
     assert HOSTILE_NAME in page.inner_text("#documents")
+    box = page.locator("#remove-choice input")  # the viewer shows the document as text, too
+    box.fill(HOSTILE_NAME)
+    box.press("Enter")
+    page.click("#open-document")
+    page.wait_for_selector("#doc-viewer .doc-text", timeout=30_000)
+    assert "<script>window.__pwned=1</script>" in page.inner_text("#doc-viewer")
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert not [r for r in requests if r.startswith("DIALOG")]
     page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
