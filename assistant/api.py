@@ -33,7 +33,7 @@ from index.readers import SUPPORTED_SUFFIXES
 from index.removal import remove, remove_documents
 
 
-_OPENING = threading.Lock()  # the conversations file is opened once per family of assistants
+_OPENING = threading.RLock()  # a collection's index, and the conversations file, are opened once
 WATCH_WAIT = 600  # seconds a watched folder's sync waits for another writer (a CLI ingest)
 
 
@@ -119,7 +119,11 @@ class Assistant:
     def collection(self, name: str) -> "Assistant":
         """The assistant of another collection of this data folder (which must exist), sharing
         this one's models and conversations; raises CollectionError naming the known ones."""
-        if name not in self._family:
+        with _OPENING:
+            known = self._family.get(name)
+            if known is not None and (name == DEFAULT or known.settings.index_dir.is_dir()):
+                return known
+            self._family.pop(name, None)  # deleted or renamed by another process
             self._collections().require(name)
             other = copy.copy(self)
             other.settings = self.settings.for_collection(name)
@@ -129,13 +133,17 @@ class Assistant:
             other.answering = Answering(other.index, self.embedder, other.retriever, self.answering.writer,
                                         self.answering.reader)
             self._family[name] = other
-        return self._family[name]
+            return other
 
     def create_collection(self, name: str) -> None:
         self._collections().create(name)
 
     def rename_collection(self, old: str, new: str) -> None:
-        """Rename a collection (not ``default``, nor one open in this process)."""
+        """Rename a collection (not ``default``, nor one open in this process, nor one whose
+        vectors are on a Chroma server: they are kept under its folder's path)."""
+        if self.settings.chroma_url:
+            raise CollectionError("a collection whose vectors are on a Chroma server cannot be renamed: "
+                                  f"create {new!r}, ingest its documents there, then delete {old!r}")
         if old in self._family and old != DEFAULT:
             raise CollectionError(f"collection {old!r} is in use here; rename it from another process "
                                   "(`assistant collections rename`) while nothing serves it")
@@ -143,6 +151,8 @@ class Assistant:
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection (not ``default``) and everything indexed in it; files stay on disk."""
+        if name != DEFAULT and self.settings.chroma_url:  # its vectors are on the server: drop them too
+            self.collection(name).index.store.drop()
         if name in self._family and name != DEFAULT:
             self._family.pop(name).index.close()
         self._collections().delete(name)
@@ -307,8 +317,8 @@ class Assistant:
         """
         names = list(dict.fromkeys(collections or [self.settings.collection]))
         bots = [self.collection(name) for name in names]
-        if conversation is not None:
-            history = self.conversation(conversation, user).history()
+        if conversation is not None:  # its stored turns, or the history given for a new one
+            history = self.conversation(conversation, user).history() or history
         if len(bots) == 1:
             answer = None
             for item in bots[0]._stream(question, history, k, docs, mode):
@@ -317,6 +327,9 @@ class Assistant:
                 else:
                     yield item
         else:
+            if docs:
+                raise ValueError("restricting to documents works on one collection; ask one collection, "
+                                 "or leave out the documents")
             answer = merge_answers(question, [(name, stamped(_last(bot._stream(question, history, k, None, mode)),
                                                              name)) for name, bot in zip(names, bots)])
         if conversation is not None:

@@ -175,8 +175,8 @@ class Settings:
             from_environment.pop(name, None)
         if values.get("llm_url") and not values.get("backend"):
             values["backend"] = "openai"
-        _place(values)
         try:
+            _place(values)
             return cls(**values)
         except SettingError as exc:
             variable = from_environment.get(exc.name)

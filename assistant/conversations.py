@@ -146,9 +146,10 @@ class ConversationStore:
         return conv
 
     def list(self, user: str = "") -> list[Conversation]:
-        """The user's conversations, the most recent first (without their turns)."""
-        rows = self._db().execute("SELECT id, user, title, created, updated FROM conversations "
-                                  "WHERE user = ? ORDER BY updated DESC, id", (user or "",)).fetchall()
+        """The user's conversations that hold a turn, the most recent first (without their turns)."""
+        rows = self._db().execute("SELECT id, user, title, created, updated FROM conversations c WHERE user = ? "
+                                  "AND EXISTS (SELECT 1 FROM turns t WHERE t.conversation = c.id) "
+                                  "ORDER BY updated DESC, id", (user or "",)).fetchall()
         return [Conversation(*row) for row in rows]
 
     def get(self, conversation_id: str, user: str = "") -> Conversation:

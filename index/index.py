@@ -83,24 +83,31 @@ class Index:
         process writes, its own client is current and is handed out at once.
         """
         if self._store is None:
-            with self._opening:
-                if self._store is None:
-                    generation = self.catalog.generation()
-                    self._store = VectorStore(self.embedder, persist_dir=self.dir / "chroma",
-                                              url=self.chroma_url, name=self._collection_name(),
-                                              writing=self._writing)
-                    self._seen_generation = generation
-        elif (not self.chroma_url and not self._writing.is_set()
+            return self._open_store()
+        if (not self.chroma_url and not self._writing.is_set()
               and self.catalog.generation() != self._seen_generation
               and time.monotonic() >= self._retry_refresh_at):
             self._refresh()
         return self._store
 
+    def _open_store(self) -> VectorStore:
+        """The store, opened on first use (current then: nothing to reopen)."""
+        with self._opening:
+            if self._store is None:
+                generation = self.catalog.generation()
+                self._store = VectorStore(self.embedder, persist_dir=self.dir / "chroma",
+                                          url=self.chroma_url, name=self._collection_name(),
+                                          writing=self._writing)
+                self._seen_generation = generation
+        return self._store
+
     def _refresh(self) -> None:
         """Reopen the store unless another thread just did; our writers hold ``_reopening`` too,
         so a reopen waits for a write of this process to end (its client is current then)."""
-        if not self._reopening.acquire(timeout=REOPEN_WAIT):
-            return  # a long write of this process: its client is current
+        deadline = time.monotonic() + REOPEN_WAIT
+        while not self._reopening.acquire(timeout=0.05):
+            if self._writing.is_set() or time.monotonic() > deadline:
+                return  # this process writes (its client is current), or the reopen is stuck
         try:
             generation = self.catalog.generation()
             if generation == self._seen_generation:
@@ -137,7 +144,7 @@ class Index:
                 stamp = self._writer_stamp()
                 if self._store is None:
                     self._seen_writer = stamp
-                store = self.store
+                store = self._open_store()  # not ``store``: its reopen would wait for this very lock
                 if not self.chroma_url and stamp != self._seen_writer:
                     store.reopen()
                 self._seen_writer = _write_stamp(self.dir / WRITER_STAMP)

@@ -22,35 +22,38 @@ def feedback_rows(ratings: list[Rating], collection: str) -> tuple[list[dict], i
     rows, left_out = [], 0
     for r in ratings:
         if collection not in r.collections:
-            continue
-        row = _row(r)
+            continue  # asked of other collections only
+        row = _row(r, collection)
         if row is None:
-            left_out += 1
+            left_out += r.rating < 0  # a down-rating without a correction (not another collection's answer)
         else:
             rows.append(row)
     return rows, left_out
 
 
-def _row(r: Rating) -> dict | None:
+def _row(r: Rating, collection: str) -> dict | None:
     answer = r.answer
     origin = {"conversation": r.conversation, "turn": r.n, "rating": r.rating,
               "collections": list(r.collections), "versions": r.versions, "answer": answer.answer}
-    sources = sorted({c.source for c in answer.cited})
+    mine = [c for c in answer.cited if (c.collection or collection) == collection]
+    sources = sorted({c.source for c in mine})
     if r.rating < 0:
         if not r.correction:
             return None
         return {"q": r.question, "answers": [r.correction], "split": "test", "feedback": origin}
     if answer.abstained:
         return {"q": r.question, "unanswerable": True, "split": "test", "feedback": origin}
-    said = answer.lead or _quoted(answer)
+    if not mine:
+        return None  # answered from another collection asked with it: a test of that one
+    said = (answer.lead if len(mine) == len(answer.cited) else None) or _quoted(mine)
     if not said:
         return None
     return {"q": r.question, "source": sources, "answers": [said], "split": "test", "feedback": origin}
 
 
-def _quoted(answer) -> str | None:
-    """The first sentence the answer quoted (its first cited passage's first highlight)."""
-    for c in answer.cited:
+def _quoted(cited) -> str | None:
+    """The first sentence the answer quoted from these passages (the first one's first highlight)."""
+    for c in cited:
         for start, end in c.highlights:
             return " ".join(c.text[start:end].split())
     return None

@@ -38,14 +38,10 @@ def safe_upload_name(name: str) -> str:
 
 @dataclass
 class IngestJob:
-    """The one background ingest a server runs at a time, and what it has done so far.
-
-    ``pending`` is set when files arrive while it runs: it then runs once more when
-    it ends, so every upload is indexed.
-    """
+    """The one background ingest a server runs at a time, and what it has done so far
+    (``App._enqueue`` queues the syncs it runs: uploads and watched folders)."""
 
     running: bool = False
-    pending: bool = False
     done: int = 0
     total: int = 0
     current: str = ""
@@ -71,9 +67,10 @@ class App:
         self.allowed = tuple(s.lower() for s in allowed)
         self.max_upload_bytes = int((max_upload_mb or bot.settings.max_file_mb) * 1_000_000)
         self.job = IngestJob()
-        self._pending: list[str] = []  # collections whose uploads wait for the running ingest
+        self._pending: list[tuple[str, tuple[Path, ...]]] = []  # (collection, folders) syncs waiting
         self._bots: dict[str, Assistant] = {bot.settings.backend: bot}
         self.watcher = None
+        self.watch_note = ""  # what the watcher says about a vanished folder
 
     @property
     def upload_dir(self) -> Path:
@@ -160,32 +157,40 @@ class App:
         Files uploaded while an ingest runs are queued: it runs again when it ends.
         """
         name = collection or self.bot.collection_name
+        if self._enqueue(name, [self.uploads_of(name)]):
+            return "Indexing started."
+        return "Indexing is running; these files are queued and indexed when it ends."
+
+    def _enqueue(self, name: str, folders: list[Path]) -> bool:
+        """Queue a sync of ``folders`` into collection ``name`` (once, however often asked while
+        it waits); returns True when this started the one ingest thread."""
+        task = (name, tuple(Path(f) for f in folders))
         with self.job.lock:
+            if task not in self._pending:
+                self._pending.append(task)
             if self.job.running:
-                self.job.pending = True
-                if name not in self._pending:
-                    self._pending.append(name)
-                return "Indexing is running; these files are queued and indexed when it ends."
-            self.job.running, self.job.pending = True, False
-            self._pending = [name]
+                return False
+            self.job.running = True
             self.job.started = time.monotonic()
             self.job.message = "Indexing started."
-        threading.Thread(target=self._ingest, daemon=True, name="upload-ingest").start()
-        return "Indexing started."
+        threading.Thread(target=self._ingest, daemon=True, name="ingest").start()
+        return True
 
     def _ingest(self) -> None:
-        """Run ingests of the upload folders until no upload is pending."""
+        """Run the queued syncs (uploads and watched folders), one at a time, until none is left."""
         while True:
             with self.job.lock:
-                names, self._pending = self._pending, []
-            for name in names:
-                self.job.done, self.job.total, self.job.current = 0, 0, ""
-                self._sync(self.collection(name), [self.uploads_of(name)])
-            with self.job.lock:
-                if not self.job.pending:
+                if not self._pending:
                     self.job.running = False
                     return
-                self.job.pending = False
+                name, folders = self._pending.pop(0)
+            self.job.done, self.job.total, self.job.current = 0, 0, ""
+            try:
+                bot = self.collection(name)
+            except SHOWN_ERRORS as exc:  # the collection was deleted meanwhile
+                self.job.message = f"Indexing failed: {exc}"
+                continue
+            self._sync(bot, list(folders))
 
     def _sync(self, bot: Assistant, folders: list[Path]) -> None:
         def progress(done, total, source):
@@ -198,22 +203,18 @@ class App:
             self.job.message = f"Indexing failed: {exc}"
 
     def watch(self, folders: list[Path], collection: str | None = None, settle: float | None = None):
-        """Keep a collection in step with ``folders`` (synced now, then on every settled change),
-        its progress shown like an upload's."""
-        bot = self.collection(collection)
+        """Keep a collection in step with ``folders`` (synced now, then on every settled change)
+        through the same queue as uploads, its progress shown like theirs."""
+        name = collection or self.bot.collection_name
+        bot = self.collection(name)
 
         def sync(paths):
-            existing = [p for p in paths if Path(p).is_dir()]
+            existing = [Path(p) for p in paths if Path(p).is_dir()]
             gone = [str(p) for p in paths if not Path(p).is_dir()]
+            self.watch_note = (f"Watched folder {', '.join(gone)} is gone: its documents stay indexed until "
+                               "it is back." if gone else "")
             if existing:
-                with self.job.lock:
-                    self.job.running = True
-                self._sync(bot, existing)
-                with self.job.lock:
-                    self.job.running = self.job.pending
-            if gone:
-                self.job.message += (f" Watched folder {', '.join(gone)} is gone: its documents stay indexed "
-                                     "until it is back.")
+                self._enqueue(name, existing)
 
         self.watcher = bot.watch(folders, sync=sync, settle=settle)
         self.watcher.start()
@@ -221,8 +222,10 @@ class App:
 
     def status(self) -> str:
         if self.job.running:
-            return f"Indexing… {self.job.done} of {self.job.total or '?'} files: {self.job.current}"
-        return self.job.message
+            line = f"Indexing… {self.job.done} of {self.job.total or '?'} files: {self.job.current}"
+        else:
+            line = self.job.message
+        return f"{line} {self.watch_note}" if self.watch_note else line
 
     def remove(self, source: str | None, folder: bool = False, collection: str | None = None) -> str:
         """Remove a document as listed (a folder only with ``folder``); returns a status line,
@@ -293,17 +296,27 @@ class App:
         return path
 
     # the viewer -------------------------------------------------------------------
-    def view(self, target: dict | None, zoom: int = 100) -> str:
-        """The viewer's HTML for a target (``citation_target``, or a document with a page)."""
+    def view(self, target: dict | None, zoom: int = 100) -> tuple[str, dict | None]:
+        """The viewer's HTML for a target (``citation_target``, or a document with a page), and
+        the target with the page shown and the document's page count filled in."""
         if not target:
-            return "<p>Choose a source to see it in its document.</p>"
+            return "<p>Choose a source to see it in its document.</p>", target
         try:
             view = self.collection(target.get("collection")).view(
                 target["document"], target.get("start"), target.get("end"), target.get("answers") or [],
                 target.get("page"), scale=PAGE_SCALE * max(1, zoom / 100))  # sharp when zoomed in
         except SHOWN_ERRORS as exc:
-            return f'<p class="note">{html.escape(str(exc))}</p>'
-        return render_view(view, zoom)
+            return f'<p class="note">{html.escape(str(exc))}</p>', target
+        if hasattr(view, "image"):
+            target = {**target, "page": view.image.page, "pages": view.image.pages}
+        return render_view(view, zoom), target
+
+    def has_conversation(self, conversation_id: str, user: str = "") -> bool:
+        try:
+            self.bot.conversation(conversation_id, user)
+        except SHOWN_ERRORS:
+            return False
+        return True
 
 
 def _message_text(content) -> str:

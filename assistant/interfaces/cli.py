@@ -418,7 +418,7 @@ def _print_report(report, args) -> None:
 
 COMMANDS = {"ingest": cmd_ingest, "list": cmd_list, "remove": cmd_remove, "ask": cmd_ask, "chat": cmd_chat,
             "eval": cmd_eval, "serve": cmd_serve, **library.COMMANDS}
-CREATING = ("ingest", "watch", "collections", "eval")  # commands that may make their collection
+CREATING = ("ingest", "watch")  # the commands that make their collection when it does not exist
 
 
 def main(argv: list[str] | None = None) -> int:

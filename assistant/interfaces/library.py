@@ -5,6 +5,8 @@ in step with folders), ``collections`` and ``conversations``; thin over ``assist
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -42,8 +44,13 @@ def cmd_watch(bot, args) -> int:
     watcher = bot.watch(folders, on_event=lambda line: print(line, flush=True))
     print(f"watching {', '.join(map(str, folders))} for collection {bot.collection_name!r}; Ctrl-C stops",
           flush=True)
-    watcher.run()
-    return 0
+    watcher.run()  # until Ctrl-C
+    print("stopped", flush=True)
+    sys.stderr.flush()
+    # Exit at once: a sync still under way is abandoned, which the crash-safe sync allows (the
+    # document it was writing keeps its old version, docs/reliability.md), rather than wait at
+    # interpreter exit for library threads that a sync left busy.
+    os._exit(0)
 
 
 def cmd_collections(bot, args) -> int:

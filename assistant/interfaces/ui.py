@@ -188,6 +188,8 @@ def _wire_chat(gr, app: App, c: SimpleNamespace) -> None:
             return
         shown = history + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         try:
+            if conversation is not None and not app.has_conversation(conversation, user):
+                conversation = None  # deleted meanwhile (another tab): this question starts a new one
             if conversation is None:
                 conversation = app.bot.new_conversation(user).id
             for text, answer, notice in app.answer_stream(message, history, k_, mode_, backend_, docs_,
@@ -282,7 +284,7 @@ def _wire_conversations(gr, app: App, c: SimpleNamespace) -> None:
 
     def delete(conversation_id, request: gr.Request):
         user = _user(request)
-        if conversation_id:
+        if conversation_id and app.has_conversation(conversation_id, user):
             app.bot.conversation_store.delete(conversation_id, user)
         return (gr.update(choices=app.conversation_choices(user), value=None), [], None, [],
                 "<p>Sources appear here.</p>", "")
@@ -291,7 +293,7 @@ def _wire_conversations(gr, app: App, c: SimpleNamespace) -> None:
                                            c.title], api_visibility="undocumented")
 
     def export(conversation_id, request: gr.Request):
-        if not conversation_id:
+        if not conversation_id or not app.has_conversation(conversation_id, _user(request)):
             return None
         return str(app.export(conversation_id, _user(request)))
 
@@ -300,8 +302,7 @@ def _wire_conversations(gr, app: App, c: SimpleNamespace) -> None:
     def open_source(i, targets, zoom):
         if i is None or not targets or not 0 <= int(i) < len(targets):
             return gr.update(), None
-        target = dict(targets[int(i)])
-        return app.view(target, int(zoom)), target
+        return app.view(dict(targets[int(i)]), int(zoom))
 
     c.pick.input(open_source, [c.pick, c.targets, c.viewer.zoom], [c.viewer.html, c.viewer.target],
                  api_visibility="undocumented").then(
@@ -315,9 +316,10 @@ def _wire_viewer(gr, app: App, v: SimpleNamespace) -> None:
         if not target:
             return gr.update(), target
         target = dict(target)
-        if step:
-            target["page"] = max(1, (target.get("page") or 1) + step)
-        return app.view(target, int(zoom)), target
+        if step:  # within the document's pages, once a page of it has been shown
+            page = max(1, (target.get("page") or 1) + step)
+            target["page"] = min(page, target["pages"]) if target.get("pages") else page
+        return app.view(target, int(zoom))
 
     v.previous.click(lambda t, z: turn(t, z, -1), [v.target, v.zoom], [v.html, v.target],
                      api_visibility="undocumented")
@@ -330,7 +332,10 @@ def _wire_viewer(gr, app: App, v: SimpleNamespace) -> None:
 def _wire_documents(gr, app: App, d: SimpleNamespace, chat: SimpleNamespace, timer) -> None:
     """The collection, uploading, the listing kept fresh, removing, summarizing and opening a document."""
     def on_upload(files, collection):
-        accepted, refused = app.accept_uploads([f for f in files or []], collection)
+        try:
+            accepted, refused = app.accept_uploads([f for f in files or []], collection)
+        except SHOWN_ERRORS as exc:  # a collection deleted meanwhile
+            return f"Not uploaded: {exc}", None
         lines = [f"Refused {r}" for r in refused]
         if accepted:
             lines.insert(0, app.start_ingest(collection) + f" ({', '.join(accepted)})")
@@ -368,8 +373,7 @@ def _wire_documents(gr, app: App, d: SimpleNamespace, chat: SimpleNamespace, tim
     def on_open(source, collection, zoom):
         if not source:
             return "<p>Choose a document to open.</p>", None
-        target = {"collection": collection, "document": source}
-        return app.view(target, int(zoom)), target
+        return app.view({"collection": collection, "document": source}, int(zoom))
 
     d.open_btn.click(on_open, [d.to_remove, d.collection, d.viewer.zoom], [d.viewer.html, d.viewer.target],
                      api_visibility="undocumented")

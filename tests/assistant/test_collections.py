@@ -8,7 +8,7 @@ from assistant import Assistant, Settings
 from assistant.errors import CollectionError, SettingError
 from assistant.pipeline.merging import merge_answers
 from assistant.types import Answer, Citation
-from index.collections import Collections, check_name
+from index.collections import check_name
 from index.embedding.embedder import HashEmbedder
 
 

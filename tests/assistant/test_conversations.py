@@ -63,8 +63,8 @@ def test_rename_delete_export_and_unknown_ids(bot):
         bot.conversation_store.rename(conv.id, "  ")
     text = bot.conversation(conv.id).to_markdown()
     assert text.startswith("# The lighthouse\n") and "**Q:** When was Hollowmere" in text
-    if answer.cited:
-        assert "[^1]" in text and "[^1]: lighthouse.md" in text and "[1]" not in text.split("[^1]:")[0]
+    assert answer.cited
+    assert "[^1]" in text and "[^1]: lighthouse.md" in text and "[1]" not in text.split("[^1]:")[0]
     for call in (lambda: bot.conversation("nope"), lambda: bot.conversation_store.delete("nope"),
                  lambda: bot.conversation_store.rename("nope", "x"), lambda: bot.rate("nope", 1, 1)):
         with pytest.raises(ConversationNotFound, match="no conversation 'nope'"):
@@ -80,8 +80,7 @@ def test_ratings_become_a_qa_file_the_evaluation_reads(bot, tmp_path):
     bot.chat("Who painted the tower?", None, conversation=conv.id)
     rating = bot.rate(conv.id, 1, 1)
     assert rating.answer == good
-    if good.cited:
-        assert rating.versions == {"lighthouse.md": bot.documents()[0].hash}
+    assert good.cited and rating.versions == {"lighthouse.md": bot.documents()[0].hash}
     bot.rate(conv.id, 2, -1, correction="20 nautical miles")
     bot.rate(conv.id, 3, -1)  # no correction: nothing says what is right
     with pytest.raises(ValueError, match="1 \\(good\\) or -1"):
@@ -109,3 +108,16 @@ def test_a_rating_is_kept_after_its_conversation_is_deleted(tmp_path):
     assert [r.question for r in store.ratings()] == ["q?"]
     rows, _ = feedback_rows(store.ratings(), "default")
     assert rows == [{"q": "q?", "unanswerable": True, "split": "test", "feedback": rows[0]["feedback"]}]
+
+
+def test_a_rating_of_several_collections_is_a_test_of_the_one_that_answered():
+    from assistant.conversations import Rating
+    from assistant.types import Citation
+
+    cite = Citation(1, True, "d", "c", "otters.md", None, None, 0, 30, "Sea otters hold hands.", [[0, 22]],
+                    0.03, collection="animals")
+    answer = Answer("Why?", "animals: Sea otters hold hands. [1]", False, "extractive", "none", [cite])
+    rating = Rating("conv", 1, "", 1, None, "Why?", ("default", "animals"), answer)
+    assert feedback_rows([rating], "default") == ([], 0)
+    rows, left_out = feedback_rows([rating], "animals")
+    assert left_out == 0 and rows[0]["source"] == ["otters.md"] and rows[0]["answers"] == ["Sea otters hold hands."]

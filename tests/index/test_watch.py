@@ -201,7 +201,7 @@ def test_a_missing_folder_is_reported_at_the_start_and_watched_once_it_appears(t
     later, events, sync = tmp_path / "later", [], Recorder()
     watcher = FolderWatcher([later], sync, settle=SETTLE, on_event=events.append).start()
     try:
-        assert any(str(later) in e and "does not exist" in e for e in events)
+        assert wait_until(lambda: any(str(later) in e and "does not exist" in e for e in events), 5)
         later.mkdir()
         assert wait_until(lambda: watcher.watching == [later], 5)
         assert wait_until(lambda: sync.calls, SETTLE + 3)

@@ -130,9 +130,9 @@ def test_clicking_a_pdf_citation_shows_the_page_with_the_passage_boxed(browser, 
     assert "page 1 of 2" in page.inner_text("#viewer")
     page.click("#viewer-next")
     page.wait_for_function("document.querySelector('#viewer').innerText.includes('page 2 of 2')")
-    page.click("#viewer-next")  # past the last page: said so
-    page.wait_for_function("document.querySelector('#viewer').innerText.includes("
-                           "'page 3 is out of range: the document has 2 pages')")
+    page.click("#viewer-next")  # there is no page 3: it stays on page 2 (the route says why: below)
+    page.wait_for_timeout(1000)
+    assert "page 2 of 2" in page.inner_text("#viewer")
 
 
 def test_a_text_document_opens_at_the_passage_from_the_documents_tab(browser, server):
@@ -223,12 +223,14 @@ def test_a_rated_answer_becomes_a_question_in_the_qa_file(browser, server, tmp_p
     page.wait_for_function("document.querySelector('#rated').innerText.includes('Saved the correction')")
     _shot(page, "feedback")
     qa = tmp_path / "feedback.jsonl"
-    done = cli("eval", str(qa), "--from-feedback", "--backend", "none", data=server.data)
+    done = cli("eval", str(qa), "--from-feedback", "--backend", "none", "--json", data=server.data)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in qa.read_text().splitlines()]
     row = next(r for r in rows if r["q"] == "How tall is Hollowmere Lighthouse?")
     assert row["answers"] == ["41 metres"] and row["feedback"]["rating"] == -1
-    assert "answers right" in done.stdout.lower() or "answered" in done.stdout.lower()
+    record = next(r for r in json.loads(done.stdout)["records"]["assistant"]
+                  if r["q"] == "How tall is Hollowmere Lighthouse?")  # asked again, and judged
+    assert record["right"] is True and "41 metres" in record["answer"]
 
 
 def test_conversations_and_collections_survive_a_sigkill(server):
