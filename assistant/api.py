@@ -312,8 +312,8 @@ class Assistant:
         ``Answer`` has its claims and citations checked (and may differ from it).
         ``collections``: ask these collections (of this data folder) instead of this one, each
         answering alone, merged into one answer (``assistant.pipeline.merging``).
-        ``conversation``: a stored conversation's id: its turns are the history (``history``
-        is then ignored) and this turn is added to it.
+        ``conversation``: a stored conversation's id: its turns are the history (``history`` only
+        counts while it has none) and this turn is added to it.
         """
         names = list(dict.fromkeys(collections or [self.settings.collection]))
         bots = [self.collection(name) for name in names]
