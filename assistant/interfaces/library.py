@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from assistant.interfaces.rendering import format_answer
 def add_library_commands(sub, common) -> None:
     """Add the commands to the ``assistant`` parser (``common`` adds the shared options)."""
     p = sub.add_parser("watch", help="keep a collection in step with folders: sync them now, then on "
-                                     "every change (Ctrl-C stops)")
+                                     "every change (Ctrl-C or SIGTERM stops)")
     p.add_argument("paths", nargs="+", metavar="DIR")
     common(p)
 
@@ -44,7 +45,9 @@ def cmd_watch(bot, args) -> int:
     watcher = bot.watch(folders, on_event=lambda line: print(line, flush=True))
     print(f"watching {', '.join(map(str, folders))} for collection {bot.collection_name!r}; Ctrl-C stops",
           flush=True)
-    watcher.run()  # until Ctrl-C
+    # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: watcher.stop(timeout=0))
+    watcher.run()  # until Ctrl-C or SIGTERM
     print("stopped", flush=True)
     sys.stderr.flush()
     # Exit at once: a sync still under way is abandoned, which the crash-safe sync allows (the

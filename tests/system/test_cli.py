@@ -203,12 +203,13 @@ def test_watch_keeps_a_collection_in_step(tmp_path):
                      index=index)
         assert "lemmings" in answer.stdout
     finally:
-        watcher.send_signal(signal.SIGINT)
+        # SIGTERM: a test run in the background has SIGINT ignored, and its children with it
+        watcher.send_signal(signal.SIGTERM)
         try:
             out, _ = watcher.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             watcher.kill()
-            pytest.fail(f"Ctrl-C did not stop `assistant watch`: {watcher.communicate()[0][-2000:]}")
+            pytest.fail(f"SIGTERM did not stop `assistant watch`: {watcher.communicate()[0][-2000:]}")
     assert watcher.returncode == 0 and out.rstrip().endswith("stopped"), out
     assert "1 failed (broken.pdf: " in out, out  # the unreadable file is named; the others were synced
     missing = run("watch", str(tmp_path / "nowhere"), index=index)
