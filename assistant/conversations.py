@@ -16,13 +16,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from assistant.errors import ConversationNotFound
 from assistant.types import Answer, Citation
+from index.schema import write_transaction
 
 FILE = "conversations.sqlite3"
 TITLE_CHARS = 80  # a new conversation is titled by its first question, cut to this
@@ -125,16 +124,9 @@ class ConversationStore:
             self._local.db = db
         return db
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _write(self):
+        """One write transaction on this thread's connection (rolled back on an exception)."""
+        return write_transaction(self._db())
 
     # conversations ---------------------------------------------------------------
     def create(self, user: str = "", title: str = "") -> Conversation:

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from index.keywords import (CANDIDATE_POOL, candidate_terms, keyword_totals, keywords_in_step, list_keywords,
                             put_keyword_state, refill_keywords, unlist_chunks)
-from index.schema import SCHEMA, read_meta, write_meta
+from index.schema import SCHEMA, read_meta, write_meta, write_transaction
 from index.text.terms import bm25, terms
 
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
@@ -120,17 +120,9 @@ class Catalog:
         for holder in holders:
             holder.db.close()
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One write transaction on this thread's connection (rolled back on an exception)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")  # take the write lock now: no deadlock upgrading a read
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return write_transaction(self._db)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:

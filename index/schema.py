@@ -1,9 +1,12 @@
-"""The catalog's SQLite tables, and its meta rows: named JSON values (settings, state) in one table."""
+"""The catalog's SQLite tables, its meta rows (named JSON values: settings, state) in one table,
+and the one way a write transaction is taken."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+from typing import Iterator
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,3 +57,16 @@ def read_meta(db: sqlite3.Connection, key: str) -> dict | None:
 def write_meta(db: sqlite3.Connection, key: str, value: dict) -> None:
     """Store ``value`` under ``key`` (replacing what was there)."""
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on ``db`` (autocommit mode), rolled back on an exception. The write
+    lock is taken at once (``BEGIN IMMEDIATE``): no deadlock upgrading a read."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

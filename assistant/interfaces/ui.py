@@ -388,9 +388,8 @@ def _wire_api(gr, app: App) -> None:
             docs: list[str] | None = None, collections: list[str] | None = None) -> dict:
         """Answer one question; returns the same JSON as `assistant ask --json`."""
         try:
-            answer = app.bot.ask(question, k=check_k(k), docs=docs or None, mode=mode) if not collections \
-                else _last(app.bot.stream(question, k=check_k(k), docs=docs or None, mode=mode,
-                                          collections=collections))
+            answer = app.bot.chat(question, None, k=check_k(k), docs=docs or None, mode=mode,
+                                  collections=collections or None)
         except SHOWN_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         return answer.to_dict()
@@ -417,13 +416,6 @@ def _wire_api(gr, app: App) -> None:
                 for c in app.bot.conversations(user)]
 
     gr.api(conversations, api_name="conversations")
-
-
-def _last(stream):
-    result = None
-    for item in stream:
-        result = item
-    return result
 
 
 def serve(bot: Assistant, host: str = "127.0.0.1", port: int = 7860,

@@ -62,3 +62,10 @@ def serve_index(index_dir: Path, log_path: Path, *extra: str, env: dict | None =
     proc = start_process([sys.executable, "-m", "assistant", "serve", "--port", str(port), *extra],
                          f"http://127.0.0.1:{port}/", log_path, env=env)
     return f"http://127.0.0.1:{port}/", proc
+
+
+def gradio_client(url: str):
+    """A gradio_client ``Client`` for a chat server (quiet)."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False)

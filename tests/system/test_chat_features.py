@@ -16,13 +16,11 @@ import pytest
 
 from tests.support import ROOT
 from tests.support.corpus import build_corpus
-from tests.support.servers import free_port, start_process, stop_process
+from tests.support.servers import gradio_client as client, free_port, start_process, stop_process
 
 pytestmark = pytest.mark.slow
 
 SHOTS = os.environ.get("ASSISTANT_SCREENSHOTS")  # a folder: save each feature's screenshot there
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OTTERS = "# Sea otters\n\nSea otters hold hands while sleeping so that they do not drift apart.\n"
 HARBOUR = "# Kestrel harbour\n\nThe Kestrel harbour ferry leaves at 7:15 every morning from the north quay.\n"
 
@@ -68,22 +66,6 @@ def server(tmp_path_factory):
     s.start()
     yield s
     stop_process(s.proc)
-
-
-def client(url):
-    from gradio_client import Client
-
-    return Client(url, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, url):

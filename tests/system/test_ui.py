@@ -16,7 +16,7 @@ from assistant.types import ANSWER_VERSION
 from assistant.interfaces.ui import App, render_sources, safe_upload_name
 from tests.support import ROOT
 from tests.support.corpus import build_corpus
-from tests.support.servers import serve_index, stop_process
+from tests.support.servers import gradio_client as client, serve_index, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,6 @@ HOSTILE_TEXT = (
     'The Zanzibar beacon shines <img src=x onerror="window.__pwned=2"> every single night.\n\n'
     "Read [the Zanzibar manual](javascript:window.__pwned=3) for more.\n"
 )
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +43,6 @@ def server(tmp_path_factory):
                             env={"ASSISTANT_MAX_FILE_MB": "1"})
     yield url
     stop_process(proc)
-
-
-def client(url):
-    from gradio_client import Client
-
-    return Client(url, verbose=False)
 
 
 def chat(c, message, history):
@@ -295,16 +287,6 @@ def test_sources_panel_escapes_document_text():
 
 
 # ------------------------------------------------------------------ real browser
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _open(browser, url, requests):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.on("request", lambda r: requests.append(r.url))
