@@ -61,7 +61,7 @@ class Assistant:
         if embedder is not None and embed_model is not None:
             raise ValueError("pass embedder or embed_model, not both")
         if not create:
-            Collections(settings.data, settings.default_dir).require(settings.collection)
+            open_collections(settings.data, settings.default_dir, settings.catalog_url).require(settings.collection)
         self.settings = settings
         self._family: dict[str, Assistant] = {settings.collection: self}  # collections open, shared
         self._store: list[ConversationStore] = []  # the data folder's conversations, opened on first use
@@ -76,6 +76,8 @@ class Assistant:
             chroma_url=settings.chroma_url,
             chunking=ChunkSettings(settings.chunk_tokens, settings.overlap_tokens),
             max_file_bytes=int(settings.max_file_mb * 1_000_000),
+            catalog_url=settings.catalog_url,
+            collection=settings.collection,
         )
         self.retriever = Retriever(self.index)
         self.answering = Answering(self.index, self.embedder, self.retriever, Writer(settings, llm),
@@ -110,7 +112,7 @@ class Assistant:
         return self.settings.collection
 
     def _collections(self) -> Collections:
-        return Collections(self.settings.data, self.settings.default_dir)
+        return open_collections(self.settings.data, self.settings.default_dir, self.settings.catalog_url)
 
     def collections(self) -> list[str]:
         """The collections of this data folder, ``default`` first."""
@@ -121,27 +123,35 @@ class Assistant:
         this one's models and conversations; raises CollectionError naming the known ones."""
         with _OPENING:
             known = self._family.get(name)
-            if known is not None and (name == DEFAULT or known.settings.index_dir.is_dir()):
+            if known is not None and (name == DEFAULT or self._still_there(known)):
                 return known
             self._family.pop(name, None)  # deleted or renamed by another process
             self._collections().require(name)
             other = copy.copy(self)
             other.settings = self.settings.for_collection(name)
             other.index = Index(other.settings.index_dir, self.embedder, chroma_url=self.settings.chroma_url,
-                                chunking=self.index.chunking, max_file_bytes=self.index.max_file_bytes)
+                                chunking=self.index.chunking, max_file_bytes=self.index.max_file_bytes,
+                                catalog_url=self.settings.catalog_url, collection=name)
             other.retriever = Retriever(other.index)
             other.answering = Answering(other.index, self.embedder, other.retriever, self.answering.writer,
                                         self.answering.reader)
             self._family[name] = other
             return other
 
+    def _still_there(self, known: "Assistant") -> bool:
+        """Whether an open collection was not deleted or renamed by another process meanwhile."""
+        if self.settings.catalog_url:
+            return known.index.catalog.registered_name() == known.collection_name
+        return known.settings.index_dir.is_dir()
+
     def create_collection(self, name: str) -> None:
         self._collections().create(name)
 
     def rename_collection(self, old: str, new: str) -> None:
         """Rename a collection (not ``default``, nor one open in this process, nor one whose
-        vectors are on a Chroma server: they are kept under its folder's path)."""
-        if self.settings.chroma_url:
+        vectors are on a Chroma server without a PostgreSQL catalog: they are kept under its
+        folder's path)."""
+        if self.settings.chroma_url and not self.settings.catalog_url:
             raise CollectionError("a collection whose vectors are on a Chroma server cannot be renamed: "
                                   f"create {new!r}, ingest its documents there, then delete {old!r}")
         if old in self._family and old != DEFAULT:
@@ -163,7 +173,7 @@ class Assistant:
         """The data folder's conversations and ratings (``assistant.conversations``)."""
         with _OPENING:
             if not self._store:
-                self._store.append(ConversationStore(self.settings.data))
+                self._store.append(ConversationStore(self.settings.data, self.settings.catalog_url))
         return self._store[0]
 
     def conversations(self, user: str = "") -> list[Conversation]:
@@ -438,3 +448,13 @@ def ask(question: str, k: int | None = None, docs: list[str] | None = None,
     """
     assistant = _assistant_for(Settings.from_env(**settings))
     return assistant.ask(question, k=k, docs=docs, mode=mode)
+
+
+def open_collections(data_dir: Path, default_dir: Path | None = None, catalog_url: str | None = None) -> Collections:
+    """The collections of a data folder (``index.collections``), or those registered in the
+    PostgreSQL catalog at ``catalog_url`` (``index.postgres.collections``)."""
+    if catalog_url:
+        from index.postgres.collections import PostgresCollections  # psycopg is an extra
+
+        return PostgresCollections(catalog_url, data_dir, default_dir)
+    return Collections(data_dir, default_dir)

@@ -43,6 +43,7 @@ ENVIRONMENT = {
     "data_dir": ("ASSISTANT_DATA", Path),
     "collection": ("ASSISTANT_COLLECTION", str),
     "chroma_url": ("ASSISTANT_CHROMA_URL", str),
+    "catalog_url": ("ASSISTANT_CATALOG_URL", str),
     "backend": ("ASSISTANT_BACKEND", str),
     "llm_url": ("ASSISTANT_LLM_URL", str),
     "llm_model": ("ASSISTANT_LLM_MODEL", str),
@@ -104,6 +105,7 @@ class Settings:
     data_dir: Path | None = None  # None: the index folder's own (it is the default collection)
     collection: str = "default"
     chroma_url: str | None = None
+    catalog_url: str | None = field(default=None, repr=False)  # may hold a password: never shown
     backend: str = "bundled"
     llm_url: str | None = None
     llm_model: str = "default"

@@ -26,18 +26,19 @@ from index.schema import write_transaction
 FILE = "conversations.sqlite3"
 TITLE_CHARS = 80  # a new conversation is titled by its first question, cut to this
 RATINGS = (1, -1)  # thumbs up, thumbs down
+WRITE_LOCK = 0x636F6E76  # "conv": the advisory lock writes take in a PostgreSQL catalog database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, user TEXT NOT NULL, title TEXT NOT NULL,
+    id TEXT PRIMARY KEY, "user" TEXT NOT NULL, title TEXT NOT NULL,
     created REAL NOT NULL, updated REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations(user, updated);
+CREATE INDEX IF NOT EXISTS conversations_by_user ON conversations("user", updated);
 CREATE TABLE IF NOT EXISTS turns (
     conversation TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
     n INTEGER NOT NULL, question TEXT NOT NULL, collections TEXT NOT NULL,
     answer TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (conversation, n));
 CREATE TABLE IF NOT EXISTS ratings (
-    conversation TEXT NOT NULL, n INTEGER NOT NULL, user TEXT NOT NULL,
+    conversation TEXT NOT NULL, n INTEGER NOT NULL, "user" TEXT NOT NULL,
     rating INTEGER NOT NULL, correction TEXT, question TEXT NOT NULL, collections TEXT NOT NULL,
     answer TEXT NOT NULL, versions TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (conversation, n));
@@ -107,20 +108,44 @@ class Rating:
 
 
 class ConversationStore:
-    """The conversations file of a data folder; safe to use from several threads and processes."""
+    """The conversations file of a data folder, or the conversations in the PostgreSQL catalog
+    database at ``catalog_url`` (so a conversation started on one server continues on another);
+    safe to use from several threads and processes."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, catalog_url: str | None = None):
         self.path = Path(data_dir) / FILE
+        self.catalog_url = catalog_url
         self._local = threading.local()
-        self._db().executescript(SCHEMA)
+        if catalog_url:
+            from index.postgres.connection import connect, redact
+            from index.postgres.schema import prepare_database
+
+            db = connect(catalog_url)
+            try:
+                prepare_database(db, redact(catalog_url))
+            finally:
+                db.close()
+            with self._write() as db:  # queued on the lock below: no two servers create tables at once
+                db.execute(SCHEMA.replace(" REAL", " DOUBLE PRECISION"))
+        else:
+            self._db().executescript(SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
+        if db is not None and self.catalog_url and (db.conn.closed or db.conn.broken):
+            db = None  # the server dropped it: a new one
         if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
+            if self.catalog_url:
+                from index.postgres.connection import connect
+                from index.postgres.schema import REGISTRY
+
+                db = connect(self.catalog_url, search_path=REGISTRY)
+                db.write_lock = WRITE_LOCK  # writes queue as SQLite's BEGIN IMMEDIATE queues them
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
         return db
 
@@ -139,7 +164,7 @@ class ConversationStore:
 
     def list(self, user: str = "") -> list[Conversation]:
         """The user's conversations that hold a turn, the most recent first (without their turns)."""
-        rows = self._db().execute("SELECT id, user, title, created, updated FROM conversations c WHERE user = ? "
+        rows = self._db().execute('SELECT id, "user", title, created, updated FROM conversations c WHERE "user" = ? '
                                   "AND EXISTS (SELECT 1 FROM turns t WHERE t.conversation = c.id) "
                                   "ORDER BY updated DESC, id", (user or "",)).fetchall()
         return [Conversation(*row) for row in rows]
@@ -147,7 +172,7 @@ class ConversationStore:
     def get(self, conversation_id: str, user: str = "") -> Conversation:
         """The conversation with its turns; raises ConversationNotFound (another user's too)."""
         db = self._db()
-        row = db.execute("SELECT id, user, title, created, updated FROM conversations WHERE id = ? AND user = ?",
+        row = db.execute('SELECT id, "user", title, created, updated FROM conversations WHERE id = ? AND "user" = ?',
                          (str(conversation_id), user or "")).fetchone()
         if row is None:
             raise ConversationNotFound(f"no conversation {conversation_id!r}; "
@@ -200,7 +225,8 @@ class ConversationStore:
         out = Rating(conversation_id, n, user or "", rating, correction, turn.question, turn.collections,
                      turn.answer, dict(versions or {}), time.time())
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("DELETE FROM ratings WHERE conversation = ? AND n = ?", (out.conversation, n))
+            db.execute("INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (out.conversation, n, out.user, rating, correction, out.question,
                         json.dumps(list(out.collections)), out.answer.to_json(), json.dumps(out.versions),
                         out.created))
@@ -208,7 +234,7 @@ class ConversationStore:
 
     def ratings(self, user: str | None = None) -> list[Rating]:
         """Every rating (of one user, when given), oldest first."""
-        query = "SELECT * FROM ratings" + (" WHERE user = ?" if user is not None else "") + " ORDER BY created"
+        query = "SELECT * FROM ratings" + (' WHERE "user" = ?' if user is not None else "") + " ORDER BY created"
         rows = self._db().execute(query, (user,) if user is not None else ()).fetchall()
         return [Rating(c, n, u, r, corr, q, tuple(json.loads(cols)), answer_from_json(a), json.loads(v), t)
                 for c, n, u, r, corr, q, cols, a, v, t in rows]

@@ -6,10 +6,10 @@ carries a message a user can act on (the CLI prints it on one line).
 
 from __future__ import annotations
 
-from index.errors import (CollectionError, EmbedderError, IndexBusy, IndexingError, IndexProblem, IndexWriteFailed, ReadError,
+from index.errors import (CatalogUnavailable, CatalogVersionMismatch, CollectionError, EmbedderError, IndexBusy, IndexingError, IndexProblem, IndexWriteFailed, ReadError,
                           RemovalRefused, SettingsMismatch, StoreUnavailable)
 
-__all__ = ["USER_ERRORS", "AssistantError", "CollectionError", "ConversationNotFound", "EmbedderError", "IndexBusy", "IndexProblem", "IndexWriteFailed",
+__all__ = ["USER_ERRORS", "AssistantError", "CatalogUnavailable", "CatalogVersionMismatch", "CollectionError", "ConversationNotFound", "EmbedderError", "IndexBusy", "IndexProblem", "IndexWriteFailed",
            "IndexingError", "LLMError", "ReadError", "ReaderError", "RemovalRefused", "SettingError", "SettingsMismatch",
            "StoreUnavailable"]
 

@@ -8,6 +8,7 @@ are written and listed in one transaction when it is whole, together with their 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import threading
 import time
@@ -16,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from index.keywords import (CANDIDATE_POOL, candidate_terms, keyword_totals, keywords_in_step, list_keywords,
-                            put_keyword_state, refill_keywords, unlist_chunks)
+from filelock import FileLock, Timeout
+
+from index import keywords as sqlite_keywords
+from index.errors import IndexBusy
+from index.keywords import CANDIDATE_POOL, candidate_terms, keyword_totals, put_keyword_state
 from index.schema import SCHEMA, read_meta, write_meta, write_transaction
 from index.text.terms import bm25, terms
 
 _COLUMNS = 'chunk_id, doc_id, n, start, "end", page, text'
-_JOINED_COLUMNS = 'c.chunk_id, c.doc_id, c.n, c.start, c."end", c.page, c.text'
 
 
 @dataclass(frozen=True)
@@ -78,15 +81,18 @@ class Catalog:
     """SQLite catalog in the index folder. Safe to read while another process writes.
 
     Every thread uses its own connection (closed by ``close``). Writes are single
-    transactions; ``snapshot()`` groups reads.
+    transactions; ``snapshot()`` groups reads. ``index.postgres.catalog.PostgresCatalog`` is the
+    same catalog in PostgreSQL: it shares every method here but the connections, the lock and
+    the keyword index (``keywords``, a module of the same functions as ``index.keywords``).
     """
+
+    keywords = sqlite_keywords  # the keyword index's implementation
+    _BEGIN_SNAPSHOT = "BEGIN"  # deferred: the snapshot is taken at the first read
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._local = threading.local()
-        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._open_lock = threading.Lock()
+        self._start_connections()
         db = self._db
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
@@ -96,18 +102,55 @@ class Catalog:
                 db.execute(f"ALTER TABLE documents ADD COLUMN {name} TEXT")
         self._ensure_keyword_index()  # creates the keyword index, or fills it again when needed
 
+    @property
+    def where(self) -> str:
+        """Where the catalog is, as messages name it."""
+        return str(self.path.parent)
+
+    def vector_collection(self, shared: bool) -> str:
+        """The name of the Chroma collection holding this index's vectors: one per index folder,
+        named after its path when the Chroma server is ``shared`` by several indexes."""
+        digest = hashlib.sha256(str(self.path.parent.resolve()).encode()).hexdigest()[:12]
+        return f"chunks-{digest}" if shared else "chunks"
+
+    def writer_lock(self, timeout: float = 0):
+        """The one-writer lock (``release()`` it); raises IndexBusy when not acquired within
+        ``timeout`` seconds."""
+        lock = FileLock(str(self.path.parent / "write.lock"))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise IndexBusy(
+                f"another process is writing to the index at {self.where}; wait for it to finish "
+                "(or pass --wait SECONDS to wait for it)"
+            ) from None
+        return lock
+
     # connections ------------------------------------------------------------
+    def _start_connections(self) -> None:
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._open_lock = threading.Lock()
+
+    def _connect(self):
+        """A new connection for this thread."""
+        db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                             check_same_thread=False)  # only ``close`` uses it from another thread
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.keyword_vocab "
+                   "USING fts5vocab(main, keyword, 'row')")
+        return db
+
+    def _usable(self, db) -> bool:
+        """Whether a thread's connection still works (a server's may have dropped)."""
+        return True
+
     @property
     def _db(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use)."""
         holder = getattr(self._local, "holder", None)
-        if holder is None:
-            db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
-                                 check_same_thread=False)  # only ``close`` uses it from another thread
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.keyword_vocab "
-                       "USING fts5vocab(main, keyword, 'row')")
-            holder = self._local.holder = _Connection(db)
+        if holder is None or not self._usable(holder.db):
+            holder = self._local.holder = _Connection(self._connect())
             with self._open_lock:
                 self._open.add(holder)
         return holder.db
@@ -135,7 +178,7 @@ class Catalog:
         if db.in_transaction:
             yield
             return
-        db.execute("BEGIN")  # deferred: the snapshot is taken at the first read
+        db.execute(self._BEGIN_SNAPSHOT)
         try:
             yield
         finally:
@@ -167,7 +210,9 @@ class Catalog:
         """Write chunks of a document being indexed; invisible until ``commit_document``."""
         with self._write() as db:
             db.executemany(
-                f"INSERT OR REPLACE INTO staged_chunks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO staged_chunks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chunk_id) "
+                'DO UPDATE SET doc_id=excluded.doc_id, n=excluded.n, start=excluded.start, "end"=excluded."end", '
+                "page=excluded.page, text=excluded.text",
                 [(c.chunk_id, c.doc_id, c.n, c.start, c.end, c.page, c.text) for c in chunks],
             )
 
@@ -186,7 +231,7 @@ class Catalog:
         become searchable exactly when the chunks are listed.
         """
         with self._write() as db:
-            removed = unlist_chunks(db, doc.doc_id)
+            removed = self.keywords.unlist_chunks(db, doc.doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=? OR path=?", (doc.doc_id, doc.path))
             db.execute(
                 f"INSERT INTO documents ({_DOC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -201,7 +246,7 @@ class Catalog:
                 (doc.doc_id,),
             )
             db.execute("DELETE FROM staged_chunks WHERE doc_id=?", (doc.doc_id,))
-            added = list_keywords(db, doc.doc_id)
+            added = self.keywords.list_keywords(db, doc.doc_id)
             self._changed(db, added[0] - removed[0], added[1] - removed[1])
 
     def sections(self, doc_id: str, start: int = 0, end: int | None = None,
@@ -237,7 +282,7 @@ class Catalog:
     def remove_document(self, doc_id: str) -> None:
         """Take a document, its chunks and their keyword terms out, in one transaction."""
         with self._write() as db:
-            chunks, tokens = unlist_chunks(db, doc_id)
+            chunks, tokens = self.keywords.unlist_chunks(db, doc_id)
             db.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
             db.execute("DELETE FROM sections WHERE doc_id=?", (doc_id,))
             self._changed(db, -chunks, -tokens)
@@ -246,7 +291,7 @@ class Catalog:
         """Forget every document, chunk (staged or listed) and keyword term, in one transaction."""
         with self._write() as db:
             db.execute("DELETE FROM staged_chunks")
-            chunks, tokens = unlist_chunks(db, None)
+            chunks, tokens = self.keywords.unlist_chunks(db, None)
             db.execute("DELETE FROM documents")
             db.execute("DELETE FROM sections")
             self._changed(db, -chunks, -tokens)
@@ -265,21 +310,21 @@ class Catalog:
     def _ensure_keyword_index(self) -> None:
         """Fill the keyword index from the chunks when it is not in step with them
         (``index.keywords.keywords_in_step``). One transaction."""
-        if keywords_in_step(self._db):
+        if self.keywords.keywords_in_step(self._db):
             return
         with self._write() as db:
-            if keywords_in_step(db):  # another process filled it meanwhile
+            if self.keywords.keywords_in_step(db):  # another process filled it meanwhile
                 return
-            refill_keywords(db)
+            self.keywords.refill_keywords(db)
 
     def keyword_search(self, query: str, n: int,
                        doc_ids: list[str] | None = None) -> list[tuple[Chunk, float]]:
         """The ``n`` chunks that best match ``query`` by BM25, best first.
 
-        The query is analysed like the chunks (``index.text.terms``). FTS5 picks the
-        ``CANDIDATE_POOL`` chunks its ``bm25()`` ranks first among those holding any
-        of the query's less common terms (``index.keywords.candidate_terms``); ``index.text.terms.bm25``
-        scores them with every query term, from their stored terms.
+        The query is analysed like the chunks (``index.text.terms``). The keyword index picks
+        the ``CANDIDATE_POOL`` chunks it ranks first among those holding any of the query's
+        less common terms (``index.keywords.candidate_terms``; ``keywords.candidates``);
+        ``index.text.terms.bm25`` scores them with every query term, from their stored terms.
 
         Args:
             query: the question.
@@ -298,22 +343,10 @@ class Catalog:
             searched = candidate_terms(present, frequency, count)
             if not searched:
                 return []
-            match = " OR ".join(f'"{t}"' for t in searched)  # quoted: never read as FTS5 syntax
-            if doc_ids is None:  # SQLite sorting by bm25() is faster than FTS5's own ORDER BY rank
-                best = "SELECT rowid AS r FROM keyword WHERE keyword MATCH ? ORDER BY bm25(keyword) LIMIT ?"
-                args = [match]
-            else:
-                best = ("SELECT keyword.rowid AS r FROM keyword JOIN keyword_rows k ON k.row = keyword.rowid "
-                        f"WHERE keyword MATCH ? AND k.doc_id IN ({','.join('?' * len(doc_ids))}) "
-                        "ORDER BY keyword.rank LIMIT ?")
-                args = [match, *doc_ids]
-            rows = self._db.execute(
-                f"SELECT {_JOINED_COLUMNS}, k.terms FROM ({best}) JOIN keyword_rows k ON k.row = r "
-                "JOIN chunks c ON c.chunk_id = k.chunk_id",
-                [*args, max(n, CANDIDATE_POOL)],
-            ).fetchall()
             tokens = keyword_totals(self._db)[1]
-        average = tokens / count if count else 1.0
+            average = tokens / count if count else 1.0
+            rows = self.keywords.candidates(self._db, searched, max(n, CANDIDATE_POOL), doc_ids,
+                                            (count, frequency, average))
         scored = []
         for *row, joined in rows:
             words = joined.split()
@@ -340,28 +373,19 @@ class Catalog:
             count = keyword_totals(self._db)[0]
             for i in range(0, len(unique), 500):
                 part = unique[i : i + 500]
-                found.update(self._db.execute(
-                    f"SELECT term, doc FROM temp.keyword_vocab WHERE term IN ({','.join('?' * len(part))})",
-                    part,
-                ).fetchall())
+                found.update(self.keywords.term_frequencies(self._db, part))
         return count, {t: found.get(t, 0) for t in unique}
 
     def common_terms(self, n: int) -> list[tuple[str, int]]:
         """The ``n`` terms held by the most chunks, with how many hold each (most first)."""
         with self.snapshot():
-            return self._db.execute("SELECT term, doc FROM temp.keyword_vocab ORDER BY doc DESC LIMIT ?",
-                                    [n]).fetchall()
+            return self.keywords.common_terms(self._db, n)
 
     def texts_with_term(self, term: str, n: int) -> list[str]:
         """The texts of up to ``n`` chunks holding the analysed ``term`` (any of them, unranked:
         a cheap look at how the documents spell it)."""
         with self.snapshot():
-            rows = self._db.execute(
-                "SELECT c.text FROM (SELECT rowid AS r FROM keyword WHERE keyword MATCH ? LIMIT ?) "
-                "JOIN keyword_rows k ON k.row = r JOIN chunks c ON c.chunk_id = k.chunk_id",
-                [f'"{term}"', n],  # quoted: never read as FTS5 syntax
-            ).fetchall()
-        return [text for (text,) in rows]
+            return self.keywords.texts_with_term(self._db, term, n)
 
     # chunks ---------------------------------------------------------------
     def chunk_ids(self, doc_id: str | None = None) -> set[str]:

@@ -49,3 +49,13 @@ class RemovalRefused(IndexingError, ValueError):
 
 class CollectionError(IndexingError, ValueError):
     """A collection name that cannot be used, or a collection operation refused."""
+
+
+class CatalogUnavailable(IndexProblem):
+    """The catalog's database cannot be used: its server does not answer, refuses the login, or
+    the PostgreSQL driver is not installed. The message names the server (never a password)."""
+
+
+class CatalogVersionMismatch(IndexProblem):
+    """The catalog's database was made by another version of its schema (another version of the
+    assistant); the message says which and what to do."""

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from filelock import FileLock, Timeout
-
 from index.catalog import Catalog
-from index.errors import IndexBusy, SettingsMismatch
+from index.errors import SettingsMismatch
 from index.store import VectorStore
 from index.text.chunking import CHUNKER_VERSION, ENCODING
 
@@ -46,6 +44,10 @@ class Index:
         index_dir: folder holding the catalog, the lock and (by default) Chroma's files.
         embedder: the embedding model (see ``index.embedding.embedder``).
         chroma_url: use a Chroma server at this URL instead of Chroma files on disk.
+        catalog_url: keep the catalog in this PostgreSQL database (``postgresql://USER@HOST/DB``)
+            instead of a SQLite file in the folder (``index.postgres``); with ``chroma_url`` too,
+            processes on any machines share the index.
+        collection: the collection's name, which finds its catalog in PostgreSQL.
         chunking: chunk sizes.
         max_file_bytes: files read whole (HTML, PDF, DOCX) larger than this are refused;
             plain text and Markdown are streamed, so any size is indexed.
@@ -58,13 +60,21 @@ class Index:
         chroma_url: str | None = None,
         chunking: ChunkSettings = ChunkSettings(),
         max_file_bytes: int | None = 50_000_000,
+        catalog_url: str | None = None,
+        collection: str = "default",
     ):
         self.dir = Path(index_dir)
         self.embedder = embedder
         self.chroma_url = chroma_url
+        self.catalog_url = catalog_url
         self.chunking = chunking
         self.max_file_bytes = max_file_bytes
-        self.catalog = Catalog(self.dir / "catalog.sqlite3")
+        if catalog_url:
+            from index.postgres.catalog import PostgresCatalog  # psycopg is an extra
+
+            self.catalog: Catalog = PostgresCatalog(catalog_url, collection)
+        else:
+            self.catalog = Catalog(self.dir / "catalog.sqlite3")
         self._store: VectorStore | None = None
         self._opening = threading.Lock()  # the first open of the store
         self._reopening = threading.Lock()  # held by a reopen in the background, and by our writers
@@ -158,9 +168,7 @@ class Index:
             lock.release()
 
     def _collection_name(self) -> str:
-        # One collection per index folder, so several indexes can share a Chroma server.
-        digest = hashlib.sha256(str(self.dir.resolve()).encode()).hexdigest()[:12]
-        return f"chunks-{digest}" if self.chroma_url else "chunks"
+        return self.catalog.vector_collection(shared=bool(self.chroma_url))
 
     def settings(self) -> dict:
         return {
@@ -178,23 +186,16 @@ class Index:
         if recorded is not None and recorded != self.settings() and self.catalog.documents():
             changed = sorted(k for k in self.settings() if recorded.get(k) != self.settings()[k])
             raise SettingsMismatch(
-                f"the index at {self.dir} was built with other settings ({', '.join(changed)} "
+                f"the index at {self.catalog.where} was built with other settings ({', '.join(changed)} "
                 f"differ: {', '.join(f'{k}={recorded.get(k)}' for k in changed)}); "
                 "re-run ingest with --rebuild to rebuild it"
             )
 
-    def lock(self, timeout: float = 0) -> FileLock:
-        """The one-writer lock; raises IndexBusy when not acquired within ``timeout`` seconds."""
+    def lock(self, timeout: float = 0):
+        """The one-writer lock (a file lock in the folder, or an advisory lock in PostgreSQL);
+        raises IndexBusy when not acquired within ``timeout`` seconds."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.dir / "write.lock"))
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise IndexBusy(
-                f"another process is writing to the index at {self.dir}; wait for it to finish "
-                "(or pass --wait SECONDS to wait for it)"
-            ) from None
-        return lock
+        return self.catalog.writer_lock(timeout)
 
     def close(self) -> None:
         if self._store is not None:

@@ -124,3 +124,46 @@ def list_keywords(db: sqlite3.Connection, doc_id: str | None) -> tuple[int, int]
         db.execute("INSERT INTO keyword (rowid, terms) VALUES (?, ?)", (row, joined))
         chunks, tokens = chunks + 1, tokens + (joined.count(" ") + 1 if joined else 0)
     return chunks, tokens
+
+
+def candidates(db: sqlite3.Connection, searched: list[str], limit: int, doc_ids: list[str] | None,
+               stats: tuple) -> list[tuple]:
+    """The ``limit`` chunks FTS5's ``bm25()`` ranks first among those holding any ``searched``
+    term (of ``doc_ids`` only, when given): rows of the chunk's columns and its joined terms.
+    ``stats`` (chunk count, frequencies, average length) is for implementations that score
+    themselves; FTS5 keeps its own."""
+    match = " OR ".join(f'"{t}"' for t in searched)  # quoted: never read as FTS5 syntax
+    if doc_ids is None:  # SQLite sorting by bm25() is faster than FTS5's own ORDER BY rank
+        best = "SELECT rowid AS r FROM keyword WHERE keyword MATCH ? ORDER BY bm25(keyword) LIMIT ?"
+        args = [match]
+    else:
+        best = ("SELECT keyword.rowid AS r FROM keyword JOIN keyword_rows k ON k.row = keyword.rowid "
+                f"WHERE keyword MATCH ? AND k.doc_id IN ({','.join('?' * len(doc_ids))}) "
+                "ORDER BY keyword.rank LIMIT ?")
+        args = [match, *doc_ids]
+    return db.execute(
+        'SELECT c.chunk_id, c.doc_id, c.n, c.start, c."end", c.page, c.text, k.terms '
+        f"FROM ({best}) JOIN keyword_rows k ON k.row = r JOIN chunks c ON c.chunk_id = k.chunk_id",
+        [*args, limit],
+    ).fetchall()
+
+
+def term_frequencies(db: sqlite3.Connection, terms: list[str]) -> list[tuple[str, int]]:
+    """(term, chunks holding it) for those of ``terms`` the index holds."""
+    return db.execute(f"SELECT term, doc FROM temp.keyword_vocab WHERE term IN ({','.join('?' * len(terms))})",
+                      terms).fetchall()
+
+
+def common_terms(db: sqlite3.Connection, n: int) -> list[tuple[str, int]]:
+    """The ``n`` terms held by the most chunks, with how many hold each (most first)."""
+    return db.execute("SELECT term, doc FROM temp.keyword_vocab ORDER BY doc DESC LIMIT ?", [n]).fetchall()
+
+
+def texts_with_term(db: sqlite3.Connection, term: str, n: int) -> list[str]:
+    """The texts of up to ``n`` chunks holding ``term`` (any of them, unranked)."""
+    rows = db.execute(
+        "SELECT c.text FROM (SELECT rowid AS r FROM keyword WHERE keyword MATCH ? LIMIT ?) "
+        "JOIN keyword_rows k ON k.row = r JOIN chunks c ON c.chunk_id = k.chunk_id",
+        [f'"{term}"', n],  # quoted: never read as FTS5 syntax
+    ).fetchall()
+    return [text for (text,) in rows]

@@ -56,7 +56,8 @@ def read_meta(db: sqlite3.Connection, key: str) -> dict | None:
 
 def write_meta(db: sqlite3.Connection, key: str, value: dict) -> None:
     """Store ``value`` under ``key`` (replacing what was there)."""
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+    db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value",
+               (key, json.dumps(value)))
 
 
 @contextlib.contextmanager

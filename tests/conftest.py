@@ -83,3 +83,42 @@ def llm_server(tmp_path_factory):
                           "--n_ctx", "2048"], f"http://127.0.0.1:{port}/v1/models", log)
     yield f"http://127.0.0.1:{port}/v1"
     stop_process(proc)
+
+
+# --------------------------------------------------------------------------- catalogs
+# The catalog's two implementations (index.catalog, index.postgres): tests that take
+# ``catalog_url`` run on both. PostgreSQL is a real throwaway cluster (tests.support.postgres);
+# where it is not installed those runs skip, saying so, unless ASSISTANT_REQUIRE_POSTGRES is
+# set (.ci/run sets it: CI always runs them).
+CATALOGS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    from tests.support.postgres import Cluster, binaries
+
+    if binaries() is None:
+        if os.environ.get("ASSISTANT_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is not installed and ASSISTANT_REQUIRE_POSTGRES is set")
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql); "
+                    "the PostgreSQL catalog's tests are skipped")
+    cluster = Cluster()
+    yield cluster
+    cluster.close()
+
+
+_DATABASES = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster) -> str:
+    """The URL of a new, empty database on the test cluster (with its password)."""
+    return postgres_cluster.create_database(f"test_{next(_DATABASES)}")
+
+
+@pytest.fixture(params=CATALOGS)
+def catalog_url(request) -> str | None:
+    """None (the SQLite catalog in the index folder), then a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")

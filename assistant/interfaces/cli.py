@@ -32,6 +32,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "take it more than once to ask several at once")
     g.add_argument("--index", metavar="DIR", help="the default collection's index folder (env ASSISTANT_INDEX)")
     g.add_argument("--chroma-url", metavar="URL", help="use a Chroma server (env ASSISTANT_CHROMA_URL)")
+    g.add_argument("--catalog-url", metavar="URL",
+                   help="keep the catalog, collections and conversations in PostgreSQL: "
+                        "postgresql://USER@HOST/DB (env ASSISTANT_CATALOG_URL; docs/deploy.md)")
     g.add_argument("--backend", choices=BACKENDS, help="LLM backend (env ASSISTANT_BACKEND)")
     g.add_argument("--llm-url", metavar="URL", help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:11434/v1")
     g.add_argument("--llm-model", metavar="NAME", help="model name on that server")
@@ -152,6 +155,7 @@ def _settings(args) -> Settings:
         collection=names[0] if names else None,
         index_dir=args.index,
         chroma_url=args.chroma_url,
+        catalog_url=args.catalog_url,
         backend=args.backend,
         llm_url=args.llm_url,
         llm_model=args.llm_model,

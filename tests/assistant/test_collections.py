@@ -35,8 +35,8 @@ def test_layout_keeps_an_old_index_folder_as_the_default_collection(tmp_path):
     assert fresh.for_collection("default").index_dir == tmp_path / "data" / "index"
 
 
-def test_create_rename_delete(tmp_path):
-    bot = _bot(tmp_path, index_dir=tmp_path / "idx")
+def test_create_rename_delete(tmp_path, catalog_url):
+    bot = _bot(tmp_path, index_dir=tmp_path / "idx", catalog_url=catalog_url)
     assert bot.collections() == ["default"]
     bot.create_collection("papers")
     bot.create_collection("manuals")
@@ -56,17 +56,18 @@ def test_create_rename_delete(tmp_path):
     assert not (tmp_path / "idx" / "collections" / "manuals").exists()
 
 
-def test_an_unknown_collection_is_a_clear_error_and_makes_nothing(tmp_path):
-    settings = Settings.from_env(env={}, backend="none", index_dir=tmp_path / "idx", collection="ghost")
+def test_an_unknown_collection_is_a_clear_error_and_makes_nothing(tmp_path, catalog_url):
+    settings = Settings.from_env(env={}, backend="none", index_dir=tmp_path / "idx", collection="ghost",
+                                 catalog_url=catalog_url)
     with pytest.raises(CollectionError, match="no collection 'ghost'"):
         Assistant(settings, embedder=HashEmbedder(), create=False)
     assert not (tmp_path / "idx" / "collections" / "ghost").exists()
     with pytest.raises(CollectionError, match="no collection 'ghost'"):
-        _bot(tmp_path, index_dir=tmp_path / "idx").collection("ghost")
+        _bot(tmp_path, index_dir=tmp_path / "idx", catalog_url=catalog_url).collection("ghost")
 
 
-def test_each_collection_has_its_own_documents_and_several_are_asked_at_once(tmp_path):
-    bot = _bot(tmp_path, index_dir=tmp_path / "idx")
+def test_each_collection_has_its_own_documents_and_several_are_asked_at_once(tmp_path, catalog_url):
+    bot = _bot(tmp_path, index_dir=tmp_path / "idx", catalog_url=catalog_url)
     herons, otters = tmp_path / "herons", tmp_path / "otters"
     herons.mkdir(), otters.mkdir()
     (herons / "herons.md").write_text("# Herons\n\nGrey herons nest in tall colonies called heronries.\n")

@@ -19,16 +19,18 @@ LIGHTHOUSE = ("# Hollowmere Lighthouse\n\nHollowmere Lighthouse was first lit on
 
 
 @pytest.fixture()
-def bot(tmp_path):
+def bot(tmp_path, catalog_url):
+    """On each catalog: conversations live in the data folder, or in the PostgreSQL database."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "lighthouse.md").write_text(LIGHTHOUSE)
-    b = Assistant(Settings.from_env(env={}, backend="none", index_dir=tmp_path / "idx"), embedder=HashEmbedder())
+    b = Assistant(Settings.from_env(env={}, backend="none", index_dir=tmp_path / "idx", catalog_url=catalog_url),
+                  embedder=HashEmbedder())
     b.ingest([docs])
     return b
 
 
-def test_a_conversation_is_kept_and_resumed_after_a_restart(bot, tmp_path):
+def test_a_conversation_is_kept_and_resumed_after_a_restart(bot, tmp_path, catalog_url):
     conv = bot.new_conversation()
     first = bot.chat("When was Hollowmere Lighthouse first lit?", None, conversation=conv.id)
     bot.chat("How tall is it?", None, conversation=conv.id)
@@ -39,7 +41,7 @@ def test_a_conversation_is_kept_and_resumed_after_a_restart(bot, tmp_path):
     assert stored.turns[0].answer == first and stored.turns[0].collections == ("default",)
     assert stored.history()[0] == {"role": "user", "content": "When was Hollowmere Lighthouse first lit?"}
     assert [c.id for c in again.conversations()] == [conv.id]
-    assert (tmp_path / "idx" / "conversations.sqlite3").exists()
+    assert (tmp_path / "idx" / "conversations.sqlite3").exists() == (catalog_url is None)
 
 
 def test_each_user_sees_only_their_own(bot):

@@ -19,8 +19,9 @@ from index.text.terms import terms
 
 
 @pytest.fixture
-def index(tmp_path, fake_embedder):
-    idx = Index(tmp_path / "index", fake_embedder)
+def index(tmp_path, fake_embedder, catalog_url):
+    """An index on each catalog (SQLite, PostgreSQL): every test of it runs on both."""
+    idx = Index(tmp_path / "index", fake_embedder, catalog_url=catalog_url)
     yield idx
     idx.close()
 
@@ -305,28 +306,28 @@ from pathlib import Path
 from index.embedding.embedder import HashEmbedder
 from index.index import Index
 from index.ingest import ingest
-index = Index(Path(sys.argv[1]), HashEmbedder())
+index = Index(Path(sys.argv[1]), HashEmbedder(), catalog_url=sys.argv[3] or None)
 ingest(index, [Path(sys.argv[2])], progress=lambda done, total, source: print(source, flush=True))
 """
 
 
 @pytest.mark.slow
-def test_a_killed_ingest_leaves_nothing_of_its_file_searchable(tmp_path, corpus):
+def test_a_killed_ingest_leaves_nothing_of_its_file_searchable(tmp_path, corpus, catalog_url):
     """SIGKILL while a long file's chunks are staged: no keyword search finds them, then re-run."""
     import signal
-    import sqlite3
     import subprocess
     import sys
 
     from tests.support import ROOT
 
     index_dir = tmp_path / "index"
-    first = Index(index_dir, HashEmbedder())
+    first = Index(index_dir, HashEmbedder(), catalog_url=catalog_url)
     ingest(first, [corpus])
     first.close()
     long = corpus / "zz-long.txt"  # indexed last; ~10 batches of 64 chunks
     long.write_text("".join(f"Line {i}: the quillfeather ledger of harbour {i % 97}.\n" for i in range(12000)))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(index_dir), str(corpus)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(index_dir), str(corpus), catalog_url or ""],
+                            cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if "chunks so far" in line:  # a batch of the long file is staged, the file not committed
@@ -334,10 +335,9 @@ def test_a_killed_ingest_leaves_nothing_of_its_file_searchable(tmp_path, corpus)
             break
     proc.wait(60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]
-    with sqlite3.connect(index_dir / "catalog.sqlite3") as db:
-        assert db.execute("SELECT COUNT(*) FROM staged_chunks").fetchone()[0] >= 64
+    index = Index(index_dir, HashEmbedder(), catalog_url=catalog_url)
+    assert index.catalog._db.execute("SELECT COUNT(*) FROM staged_chunks").fetchone()[0] >= 64
 
-    index = Index(index_dir, HashEmbedder())
     assert index.catalog.keyword_search("quillfeather ledger", 5) == []
     assert index.catalog.term_stats(["quillfeath"])[1] == {"quillfeath": 0}
     assert index.catalog.keyword_search("Atomium", 5), "what was committed before stays searchable"

@@ -1,0 +1,102 @@
+"""The collections of a PostgreSQL catalog: named in the registry (``index.postgres.schema``),
+each its own schema. The same methods as ``index.collections.Collections``; a collection's local
+folder (DATA/collections/NAME) holds only what stays per machine (Chroma files when no Chroma
+server is used)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from index.collections import DEFAULT, Collections, check_name
+from index.errors import CollectionError
+from index.postgres.connection import connect, redact
+from index.postgres.schema import REGISTRY, SETUP_LOCK, collection_id, prepare_database, schema_name
+
+
+class PostgresCollections(Collections):
+    """The collections registered in the catalog database at ``url``.
+
+    Args:
+        url: the catalog database.
+        data_dir, default_dir: the local folders, as for ``Collections``.
+    """
+
+    def __init__(self, url: str, data_dir: Path, default_dir: Path | None = None):
+        super().__init__(data_dir, default_dir)
+        self.url = url
+
+    def _db(self):
+        db = connect(self.url)
+        prepare_database(db, redact(self.url))
+        return db
+
+    def names(self) -> list[str]:
+        db = self._db()
+        try:
+            rows = db.execute(f"SELECT name FROM {REGISTRY}.collections ORDER BY name").fetchall()
+        finally:
+            db.close()
+        return [DEFAULT] + [n for (n,) in rows if n != DEFAULT]
+
+    def exists(self, name: str) -> bool:
+        check_name(name)
+        return name == DEFAULT or name in self.names()
+
+    def create(self, name: str) -> Path:
+        check_name(name)
+        if self.exists(name):
+            raise CollectionError(f"collection {name!r} exists already")
+        db = self._db()
+        try:
+            collection_id(db, name, create=True)
+        finally:
+            db.close()
+        return self.path(name)
+
+    def rename(self, old: str, new: str) -> Path:
+        """Rename a collection: its catalog and vectors keep their id, so nothing moves."""
+        self.require(old)
+        check_name(new)
+        if DEFAULT in (old, new):
+            raise CollectionError("the default collection cannot be renamed, nor a collection renamed to it")
+        db = self._db()
+        try:
+            db.execute("BEGIN")
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+                if db.execute(f"SELECT 1 FROM {REGISTRY}.collections WHERE name = ?", (new,)).fetchone():
+                    raise CollectionError(f"collection {new!r} exists already")
+                db.execute(f"UPDATE {REGISTRY}.collections SET name = ? WHERE name = ?", (new, old))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        source, target = Collections.path(self, old), Collections.path(self, new)
+        if source.is_dir() and not target.exists():
+            source.rename(target)
+        return target
+
+    def delete(self, name: str) -> None:
+        """Delete a collection's catalog (one transaction) and its local folder."""
+        self.require(name)
+        if name == DEFAULT:
+            raise CollectionError("the default collection cannot be deleted; remove its documents instead")
+        db = self._db()
+        try:
+            db.execute("BEGIN")
+            try:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+                ident = collection_id(db, name, create=False)
+                if ident is not None:
+                    db.execute(f"DROP SCHEMA IF EXISTS {schema_name(ident)} CASCADE")
+                    db.execute(f"DELETE FROM {REGISTRY}.collections WHERE name = ?", (name,))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        shutil.rmtree(self.path(name), ignore_errors=True)

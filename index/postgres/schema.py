@@ -1,0 +1,139 @@
+"""The catalog database's tables: its own (the schema version, the collections' names) in schema
+``doc_assistant``, and each collection's catalog in a schema of its own, ``ix_<id>``.
+
+The version is checked whenever a process opens the database: two versions of the assistant
+never write one database with different layouts (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from index.errors import CatalogVersionMismatch, CollectionError
+
+SCHEMA_VERSION = 1  # the layout below; a database recording another is refused
+REGISTRY = "doc_assistant"
+# one lock for creating schemas and tables: PostgreSQL's CREATE ... IF NOT EXISTS is not safe
+# against another process running the same statement at the same moment
+SETUP_LOCK = 0x646F6361  # "doca"
+
+DATABASE_SCHEMA = f"""
+CREATE SCHEMA IF NOT EXISTS {REGISTRY};
+CREATE TABLE IF NOT EXISTS {REGISTRY}.info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS {REGISTRY}.collections (
+    name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, created DOUBLE PRECISION NOT NULL);
+"""
+
+_CHUNK_COLUMNS = """(
+    chunk_id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    start BIGINT NOT NULL,
+    "end" BIGINT NOT NULL,
+    page INTEGER,
+    text TEXT NOT NULL
+)"""
+
+# index.schema.SCHEMA in PostgreSQL's types, and the keyword index (index.postgres.keywords)
+CATALOG_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    title TEXT,
+    hash TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    mtime DOUBLE PRECISION NOT NULL,
+    chunks INTEGER NOT NULL,
+    indexed_at DOUBLE PRECISION NOT NULL,
+    author TEXT,
+    date TEXT
+);
+CREATE TABLE IF NOT EXISTS sections (
+    doc_id TEXT NOT NULL,
+    start BIGINT NOT NULL,
+    "end" BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sections_doc ON sections (doc_id, start);
+CREATE TABLE IF NOT EXISTS chunks {_CHUNK_COLUMNS};
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+CREATE TABLE IF NOT EXISTS staged_chunks {_CHUNK_COLUMNS};
+CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
+CREATE TABLE IF NOT EXISTS keyword_rows (
+    row BIGSERIAL PRIMARY KEY,
+    chunk_id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    terms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS keyword_rows_doc ON keyword_rows (doc_id);
+CREATE TABLE IF NOT EXISTS keyword_postings (
+    term TEXT NOT NULL,
+    row BIGINT NOT NULL,
+    tf INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    PRIMARY KEY (term, row)
+);
+CREATE INDEX IF NOT EXISTS keyword_postings_row ON keyword_postings (row);
+CREATE TABLE IF NOT EXISTS keyword_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS keyword_terms_df ON keyword_terms (df DESC);
+"""
+
+
+def prepare_database(db, where: str) -> None:
+    """Create the registry on first use and check the schema version (one transaction).
+
+    Raises:
+        CatalogVersionMismatch: the database was made by another version of the schema.
+    """
+    db.execute("BEGIN")
+    try:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+        db.execute(DATABASE_SCHEMA)
+        row = db.execute(f"SELECT value FROM {REGISTRY}.info WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            db.execute(f"INSERT INTO {REGISTRY}.info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise CatalogVersionMismatch(
+                f"the catalog database {where} has schema version {row[0]}, made by another version of the "
+                f"assistant; this one uses version {SCHEMA_VERSION}. Run the same version on every server, "
+                "or give this one a new database and copy the index there with `assistant migrate`")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def collection_id(db, name: str, create: bool) -> str | None:
+    """The id of collection ``name`` (its schema is ``ix_<id>``): None when it is not registered,
+    unless ``create`` registers it (with its tables)."""
+    row = db.execute(f"SELECT id FROM {REGISTRY}.collections WHERE name = ?", (name,)).fetchone()
+    if row is not None or not create:
+        return row[0] if row else None
+    db.execute("BEGIN")
+    try:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+        row = db.execute(f"SELECT id FROM {REGISTRY}.collections WHERE name = ?", (name,)).fetchone()
+        ident = row[0] if row else uuid.uuid4().hex[:16]
+        if row is None:
+            db.execute(f"INSERT INTO {REGISTRY}.collections VALUES (?, ?, ?)", (name, ident, time.time()))
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_name(ident)}")
+        db.execute(f"SET LOCAL search_path TO {schema_name(ident)}")
+        db.execute(CATALOG_SCHEMA)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return ident
+
+
+def schema_name(ident: str) -> str:
+    """The schema holding a collection's catalog (ids are hex: safe in SQL as they are)."""
+    if not ident.isalnum():
+        raise CollectionError(f"collection id {ident!r} is not what this assistant writes")
+    return f"ix_{ident}"
