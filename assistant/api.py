@@ -26,6 +26,7 @@ from assistant.pipeline.retrieval import Retriever
 from assistant.types import Answer
 from index.catalog import Document
 from index.collections import DEFAULT, Collections
+from index.postgres.collections import open_collections
 from index.embedding.embedder import make_embedder
 from index.index import ChunkSettings, Index
 from index.ingest import SyncReport, ingest, is_document_object
@@ -202,6 +203,14 @@ class Assistant:
             if doc is not None:
                 versions[c.source] = doc.hash
         return self.conversation_store.rate(conversation_id, n, rating, correction, versions, user)
+
+    def migrate(self, catalog_url: str, chroma_url: str | None = None, progress=None, wait: float = 0):
+        """Copy this data folder's collections and conversations into the PostgreSQL catalog at
+        ``catalog_url`` (vectors to the Chroma server at ``chroma_url``), checked
+        (``assistant.migration``); returns its ``MigrationReport``."""
+        from assistant.migration import migrate
+
+        return migrate(self.settings, self.embedder, catalog_url, chroma_url, progress, wait)
 
     def warm_up(self) -> None:
         """Load the models and run each once, so the first answer is quick (the chat calls it
@@ -448,13 +457,3 @@ def ask(question: str, k: int | None = None, docs: list[str] | None = None,
     """
     assistant = _assistant_for(Settings.from_env(**settings))
     return assistant.ask(question, k=k, docs=docs, mode=mode)
-
-
-def open_collections(data_dir: Path, default_dir: Path | None = None, catalog_url: str | None = None) -> Collections:
-    """The collections of a data folder (``index.collections``), or those registered in the
-    PostgreSQL catalog at ``catalog_url`` (``index.postgres.collections``)."""
-    if catalog_url:
-        from index.postgres.collections import PostgresCollections  # psycopg is an extra
-
-        return PostgresCollections(catalog_url, data_dir, default_dir)
-    return Collections(data_dir, default_dir)

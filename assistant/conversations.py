@@ -239,6 +239,29 @@ class ConversationStore:
         return [Rating(c, n, u, r, corr, q, tuple(json.loads(cols)), answer_from_json(a), json.loads(v), t)
                 for c, n, u, r, corr, q, cols, a, v, t in rows]
 
+    def copy_to(self, other: "ConversationStore") -> tuple[int, int]:
+        """Copy every conversation (with its turns) and rating into ``other``, keeping those it has.
+
+        Returns:
+            The conversations and ratings copied.
+        """
+        db = self._db()
+        tables = {"conversations": ("id",), "turns": ("conversation", "n"), "ratings": ("conversation", "n")}
+        copied = {}
+        with other._write() as target:
+            for table, key in tables.items():
+                rows = db.execute(f"SELECT * FROM {table}").fetchall()
+                marks = ", ".join("?" * len(rows[0])) if rows else ""
+                where = " AND ".join(f"{k} = ?" for k in key)
+                count = 0
+                for row in rows:
+                    if target.execute(f"SELECT 1 FROM {table} WHERE {where}", row[:len(key)]).fetchone():
+                        continue
+                    target.execute(f"INSERT INTO {table} VALUES ({marks})", row)
+                    count += 1
+                copied[table] = count
+        return copied["conversations"], copied["ratings"]
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:

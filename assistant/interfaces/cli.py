@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -435,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.command == "migrate":  # the source: the data folder's own catalogs and Chroma files
+        settings = replace(settings, catalog_url=None, chroma_url=None)
     try:
         bot = Assistant(settings, create=args.command in CREATING)
         return COMMANDS[args.command](bot, args)

@@ -28,6 +28,12 @@ def add_library_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     common(p)
 
+    p = sub.add_parser("migrate", help="copy this data folder's collections and conversations into the "
+                                       "PostgreSQL catalog of --catalog-url (vectors to --chroma-url), checked")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="wait this long for another writer of the target to finish")
+    common(p)
+
     p = sub.add_parser("conversations", help="list, show, rename, delete or export stored conversations")
     p.add_argument("action", nargs="?", default="list", choices=["list", "show", "rename", "delete", "export"])
     p.add_argument("id", nargs="?", metavar="ID")
@@ -116,4 +122,19 @@ def cmd_conversations(bot, args) -> int:
 
 
 
-COMMANDS = {"watch": cmd_watch, "collections": cmd_collections, "conversations": cmd_conversations}
+def cmd_migrate(bot, args) -> int:
+    """``bot`` is the data folder's own (SQLite, Chroma files); the target is in the options."""
+    if not args.catalog_url:
+        raise ValueError("migrate needs --catalog-url postgresql://USER@HOST/DB (the database to copy into)")
+    report = bot.migrate(args.catalog_url, args.chroma_url, wait=args.wait,
+                         progress=lambda name, done, total, src: print(f"{name}: {done}/{total} {src}",
+                                                                       file=sys.stderr, flush=True))
+    for name, r in report.collections.items():
+        print(f"{name}: copied {len(r.copied)} documents ({r.chunks} chunks), {len(r.present)} already there; "
+              "checked: same documents and chunks")
+    print(f"conversations: copied {report.conversations}, ratings: copied {report.ratings}")
+    return 0
+
+
+COMMANDS = {"watch": cmd_watch, "collections": cmd_collections, "conversations": cmd_conversations,
+            "migrate": cmd_migrate}

@@ -14,6 +14,14 @@ from index.postgres.connection import connect, redact
 from index.postgres.schema import REGISTRY, SETUP_LOCK, collection_id, prepare_database, schema_name
 
 
+def open_collections(data_dir: Path, default_dir: Path | None = None, catalog_url: str | None = None) -> Collections:
+    """The collections of a data folder (``index.collections.Collections``), or those registered
+    in the PostgreSQL catalog at ``catalog_url``."""
+    if catalog_url:
+        return PostgresCollections(catalog_url, data_dir, default_dir)
+    return Collections(data_dir, default_dir)
+
+
 class PostgresCollections(Collections):
     """The collections registered in the catalog database at ``url``.
 
