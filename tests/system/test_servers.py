@@ -5,7 +5,6 @@ and a Chroma server (``chroma run``)."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,21 +21,9 @@ from index.errors import StoreUnavailable
 from index.store import VectorStore
 from tests.support import ROOT
 from tests.support.corpus import build_corpus
-from tests.support.servers import free_port, start_process, stop_process
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    chroma = shutil.which("chroma") or os.path.join(os.path.dirname(sys.executable), "chroma")
-    port = free_port()
-    folder = tmp_path_factory.mktemp("chroma")
-    log = folder / "server.log"
-    proc = start_process([chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1",
-                   "--port", str(port)], f"http://127.0.0.1:{port}/api/v2/heartbeat", log)
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
 
 
 def test_answers_through_an_openai_compatible_server(tmp_path, embedder, llm_server):
