@@ -66,6 +66,7 @@ class Assistant:
         self.settings = settings
         self._family: dict[str, Assistant] = {settings.collection: self}  # collections open, shared
         self._store: list[ConversationStore] = []  # the data folder's conversations, opened on first use
+        self._collections_list: Collections | None = None
         if embed_model is not None:
             from index.llamaindex import as_embedder
 
@@ -113,7 +114,11 @@ class Assistant:
         return self.settings.collection
 
     def _collections(self) -> Collections:
-        return open_collections(self.settings.data, self.settings.default_dir, self.settings.catalog_url)
+        """The data folder's collections (kept: with a PostgreSQL catalog it holds connections)."""
+        if self._collections_list is None:
+            self._collections_list = open_collections(self.settings.data, self.settings.default_dir,
+                                                      self.settings.catalog_url)
+        return self._collections_list
 
     def collections(self) -> list[str]:
         """The collections of this data folder, ``default`` first."""
@@ -161,12 +166,20 @@ class Assistant:
         self._collections().rename(old, new)
 
     def delete_collection(self, name: str) -> None:
-        """Delete a collection (not ``default``) and everything indexed in it; files stay on disk."""
-        if name != DEFAULT and self.settings.chroma_url:  # its vectors are on the server: drop them too
-            self.collection(name).index.store.drop()
-        if name in self._family and name != DEFAULT:
+        """Delete a collection (not ``default``) and everything indexed in it; files stay on disk.
+        Refused (IndexBusy) while another process writes to it."""
+        self._collections().require(name)
+        if name == DEFAULT:
+            self._collections().delete(name)  # refused, saying why
+        lock = self.collection(name).index.lock()
+        try:
+            if self.settings.chroma_url:  # its vectors are on the server: drop them too
+                self.collection(name).index.store.drop()
+            self._collections().delete(name)
+        finally:
+            lock.release()
+        if name in self._family:
             self._family.pop(name).index.close()
-        self._collections().delete(name)
 
     # conversations --------------------------------------------------------
     @property

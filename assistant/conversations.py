@@ -1,4 +1,5 @@
-"""Conversations and the ratings of their answers, kept in the data folder (SQLite).
+"""Conversations and the ratings of their answers, kept in the data folder (SQLite) or, with a
+PostgreSQL catalog, in its database (schema ``doc_assistant``), shared by every server.
 
 One file, DATA/conversations.sqlite3, beside the collections, so a conversation may move between
 collections. Each turn keeps the question, the collection(s) asked and the whole ``Answer`` (its
@@ -132,7 +133,7 @@ class ConversationStore:
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
-        if db is not None and self.catalog_url and (db.conn.closed or db.conn.broken):
+        if db is not None and self.catalog_url and not db.usable:
             db = None  # the server dropped it: a new one
         if db is None:
             if self.catalog_url:

@@ -3,7 +3,8 @@ catalog (and, with a Chroma server, their vectors there), checked (docs/deploy.m
 
 Each collection is copied by ``index.migration.copy_index`` (whole documents, re-runnable, checked:
 same documents and chunks); the conversations and ratings row by row, those already there kept.
-The folder itself is only read.
+The folder's documents and catalogs are not changed (the target's writer stamp, and its Chroma
+files when no Chroma server is given, are written beside them).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -73,6 +74,7 @@ class Index:
             from index.postgres.catalog import PostgresCatalog  # psycopg is an extra
 
             self.catalog: Catalog = PostgresCatalog(catalog_url, collection)
+            self._check_vectors_place()
         else:
             self.catalog = Catalog(self.dir / "catalog.sqlite3")
         self._store: VectorStore | None = None
@@ -166,6 +168,23 @@ class Index:
                     self._seen_generation = self.catalog.generation()
         finally:
             lock.release()
+
+    def _vectors_place(self) -> str:
+        if self.chroma_url:
+            return "a Chroma server"
+        return f"Chroma files at {socket.gethostname()}:{(self.dir / 'chroma').resolve()}"
+
+    def _check_vectors_place(self) -> None:
+        """A catalog shared through PostgreSQL records where its vectors are; a process that would
+        look elsewhere (files of its own instead of the Chroma server, or another machine's
+        files) is refused, or it would find listed chunks without vectors and repair them away."""
+        mine, recorded = self._vectors_place(), (self.catalog.get_meta("vectors") or {}).get("place")
+        if recorded is None:
+            self.catalog.set_meta("vectors", {"place": mine})
+        elif recorded != mine:
+            raise SettingsMismatch(
+                f"the vectors of the index ({self.catalog.where}) are kept in {recorded}; this process "
+                f"would use {mine}. Pass the same --chroma-url as the other processes (docs/deploy.md)")
 
     def _collection_name(self) -> str:
         return self.catalog.vector_collection(shared=bool(self.chroma_url))

@@ -52,7 +52,7 @@ def copy_index(source: Index, target: Index, progress=None, wait: float = 0) -> 
                 report.copied.append(doc.source)
             if progress:
                 progress(done, len(docs), doc.source)
-    check_copy(source, target)
+        check_copy(source, target)
     return report
 
 

@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.command == "migrate":  # the source: the data folder's own catalogs and Chroma files
+    if args.command == "migrate":  # the target from the options or the environment; the source is
+        args.catalog_url, args.chroma_url = settings.catalog_url, settings.chroma_url  # the folder's own
         settings = replace(settings, catalog_url=None, chroma_url=None)
     try:
         bot = Assistant(settings, create=args.command in CREATING)

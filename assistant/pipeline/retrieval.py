@@ -3,8 +3,8 @@
 Fused score of a chunk = DENSE_WEIGHT / (60 + dense rank) + BM25_WEIGHT / (60 + BM25 rank), ranks
 from 1 among each side's top ``CANDIDATES``; a chunk missing from one ranking gets nothing from it.
 Both sides see only the chunks the catalog lists, read in one snapshot, so they agree and a document
-swapped meanwhile is seen whole. The keyword side is SQLite FTS5 in the catalog (``index.catalog``)
-over the terms of ``index.text.terms`` (re-exported here as ``terms`` and ``STOPWORDS``).
+swapped meanwhile is seen whole. The keyword side is the catalog's keyword index (``index.catalog``:
+SQLite FTS5, or postings in PostgreSQL) over the terms of ``index.text.terms`` (re-exported here as ``terms`` and ``STOPWORDS``).
 More: docs/design.md ("Retrieval"), docs/keyword-index.md, docs/api.md (the score's range).
 """
 

@@ -46,6 +46,7 @@ class PostgresCatalog(Catalog):
         self.url = url
         self.name = name
         self.path = None
+        self._held: AdvisoryLock | None = None  # the writer lock while this process holds it
         self._start_connections()
         db = connect(url)
         try:
@@ -82,24 +83,39 @@ class PostgresCatalog(Catalog):
         row = self._db.execute(f"SELECT name FROM {REGISTRY}.collections WHERE id = ?", (self.id,)).fetchone()
         return row[0] if row else None
 
+    def analyze(self) -> None:
+        """Refresh PostgreSQL's statistics of the keyword tables (after a bulk load, so its plans
+        fit their size at once rather than after autovacuum's next round)."""
+        self._db.execute("ANALYZE keyword_postings")
+        self._db.execute("ANALYZE keyword_terms")
+        self._db.execute("ANALYZE keyword_rows")
+
     def _usable(self, db) -> bool:
-        return not (db.conn.closed or db.conn.broken)
+        return db.usable and not db.conn.broken
+
+    def _write(self):
+        """A write transaction; a writer first checks that it still holds the writer lock (its
+        connection may have dropped, and the server released the lock with it)."""
+        if self._held is not None:
+            self._held.check()
+        return super()._write()
 
     def writer_lock(self, timeout: float = 0) -> "AdvisoryLock":
         """The one-writer lock: a session advisory lock on a connection of its own, so it is
         released when this process ends or its connection drops, on whichever machine."""
-        lock = AdvisoryLock(self.url, self._writer_lock)
+        lock = AdvisoryLock(self.url, self._writer_lock, self)
         if not lock.acquire(timeout):
             raise IndexBusy(f"another process is writing to the index ({self.where}); wait for it to "
                             "finish (or pass --wait SECONDS to wait for it)")
+        self._held = lock
         return lock
 
 
 class AdvisoryLock:
     """A PostgreSQL session advisory lock held on its own connection until ``release``."""
 
-    def __init__(self, url: str, key: int):
-        self.url, self.key = url, key
+    def __init__(self, url: str, key: int, owner: PostgresCatalog | None = None):
+        self.url, self.key, self.owner = url, key, owner
         self._db = None
         self._mutex = threading.Lock()
 
@@ -107,18 +123,35 @@ class AdvisoryLock:
         """Try for up to ``timeout`` seconds; True when held."""
         self._db = connect(self.url)
         deadline = time.monotonic() + timeout
-        while True:
-            if self._db.execute("SELECT pg_try_advisory_lock(?)", (self.key,)).fetchone()[0]:
-                return True
-            if time.monotonic() >= deadline:
-                self._db.close()
-                self._db = None
-                return False
-            time.sleep(LOCK_POLL)
+        try:
+            while True:
+                if self._db.execute("SELECT pg_try_advisory_lock(?)", (self.key,)).fetchone()[0]:
+                    return True
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(LOCK_POLL)
+        except BaseException:
+            self._db.close()
+            self._db = None
+            raise
+        self._db.close()
+        self._db = None
+        return False
+
+    def check(self) -> None:
+        """Raise CatalogUnavailable when the lock's connection is gone (the lock with it): another
+        writer may have started, so this one must stop before it writes anything more."""
+        try:
+            self._db.conn.execute("SELECT 1")  # not through the adapter: never reconnected silently
+        except Exception:
+            raise CatalogUnavailable(f"lost the writer lock's connection to {redact(self.url)}; stopped "
+                                     "before writing more: run the command again") from None
 
     def release(self) -> None:
         with self._mutex:
             db, self._db = self._db, None
+        if self.owner is not None and self.owner._held is self:
+            self.owner._held = None
         if db is None:
             return
         try:

@@ -6,11 +6,12 @@ server is used)."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from index.collections import DEFAULT, Collections, check_name
 from index.errors import CollectionError
-from index.postgres.connection import connect, redact
+from index.postgres.connection import WRITE, connect, redact
 from index.postgres.schema import REGISTRY, SETUP_LOCK, collection_id, prepare_database, schema_name
 
 
@@ -33,18 +34,23 @@ class PostgresCollections(Collections):
     def __init__(self, url: str, data_dir: Path, default_dir: Path | None = None):
         super().__init__(data_dir, default_dir)
         self.url = url
+        self._local = threading.local()
 
     def _db(self):
-        db = connect(self.url)
-        prepare_database(db, redact(self.url))
+        """This thread's connection to the registry (kept: the chat lists collections often)."""
+        db = getattr(self._local, "db", None)
+        if db is None or not db.usable:
+            db = connect(self.url)
+            try:
+                prepare_database(db, redact(self.url))
+            except BaseException:
+                db.close()
+                raise
+            self._local.db = db
         return db
 
     def names(self) -> list[str]:
-        db = self._db()
-        try:
-            rows = db.execute(f"SELECT name FROM {REGISTRY}.collections ORDER BY name").fetchall()
-        finally:
-            db.close()
+        rows = self._db().execute(f"SELECT name FROM {REGISTRY}.collections ORDER BY name").fetchall()
         return [DEFAULT] + [n for (n,) in rows if n != DEFAULT]
 
     def exists(self, name: str) -> bool:
@@ -55,11 +61,7 @@ class PostgresCollections(Collections):
         check_name(name)
         if self.exists(name):
             raise CollectionError(f"collection {name!r} exists already")
-        db = self._db()
-        try:
-            collection_id(db, name, create=True)
-        finally:
-            db.close()
+        collection_id(self._db(), name, create=True)
         return self.path(name)
 
     def rename(self, old: str, new: str) -> Path:
@@ -69,19 +71,16 @@ class PostgresCollections(Collections):
         if DEFAULT in (old, new):
             raise CollectionError("the default collection cannot be renamed, nor a collection renamed to it")
         db = self._db()
+        db.execute(WRITE)
         try:
-            db.execute("BEGIN")
-            try:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
-                if db.execute(f"SELECT 1 FROM {REGISTRY}.collections WHERE name = ?", (new,)).fetchone():
-                    raise CollectionError(f"collection {new!r} exists already")
-                db.execute(f"UPDATE {REGISTRY}.collections SET name = ? WHERE name = ?", (new, old))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+            db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+            if db.execute(f"SELECT 1 FROM {REGISTRY}.collections WHERE name = ?", (new,)).fetchone():
+                raise CollectionError(f"collection {new!r} exists already")
+            db.execute(f"UPDATE {REGISTRY}.collections SET name = ? WHERE name = ?", (new, old))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         source, target = Collections.path(self, old), Collections.path(self, new)
         if source.is_dir() and not target.exists():
             source.rename(target)
@@ -93,18 +92,15 @@ class PostgresCollections(Collections):
         if name == DEFAULT:
             raise CollectionError("the default collection cannot be deleted; remove its documents instead")
         db = self._db()
+        db.execute(WRITE)
         try:
-            db.execute("BEGIN")
-            try:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
-                ident = collection_id(db, name, create=False)
-                if ident is not None:
-                    db.execute(f"DROP SCHEMA IF EXISTS {schema_name(ident)} CASCADE")
-                    db.execute(f"DELETE FROM {REGISTRY}.collections WHERE name = ?", (name,))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+            db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+            ident = collection_id(db, name, create=False)
+            if ident is not None:
+                db.execute(f"DROP SCHEMA IF EXISTS {schema_name(ident)} CASCADE")
+                db.execute(f"DELETE FROM {REGISTRY}.collections WHERE name = ?", (name,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         shutil.rmtree(self.path(name), ignore_errors=True)

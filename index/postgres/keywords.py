@@ -28,10 +28,17 @@ __all__ = ["candidates", "common_terms", "keyword_totals", "keywords_in_step", "
 def refill_keywords(db) -> None:
     """Empty the keyword tables and fill them from the listed chunks (inside the caller's write
     transaction)."""
-    db.execute("TRUNCATE keyword_rows, keyword_postings, keyword_terms")
+    _empty(db)
     chunks, tokens = list_keywords(db, None)
     generation = (read_meta(db, "generation") or {}).get("n", 0)
     put_keyword_state(db, generation, chunks, tokens)
+
+
+def _empty(db) -> None:
+    """Delete every keyword row (DELETE, not TRUNCATE: readers' snapshots stay whole and
+    are not blocked by an exclusive lock)."""
+    for table in ("keyword_postings", "keyword_rows", "keyword_terms"):
+        db.execute(f"DELETE FROM {table}")
 
 
 def unlist_chunks(db, doc_id: str | None) -> tuple[int, int]:
@@ -42,7 +49,7 @@ def unlist_chunks(db, doc_id: str | None) -> tuple[int, int]:
     """
     if doc_id is None:
         removed = keyword_totals(db)
-        db.execute("TRUNCATE keyword_rows, keyword_postings, keyword_terms")
+        _empty(db)
         db.execute("DELETE FROM chunks")
         return removed
     chunks, tokens = db.execute("SELECT COUNT(*), COALESCE(SUM(length), 0) FROM keyword_rows WHERE doc_id=?",
@@ -54,6 +61,8 @@ def unlist_chunks(db, doc_id: str | None) -> tuple[int, int]:
         db.execute("DELETE FROM keyword_postings p USING keyword_rows r WHERE r.row = p.row AND r.doc_id = ?",
                    (doc_id,))
         db.execute("DELETE FROM keyword_rows WHERE doc_id=?", (doc_id,))
+        db.execute("DELETE FROM keyword_terms WHERE df <= 0 AND term IN (SELECT term FROM keyword_terms "
+                   "WHERE df <= 0 LIMIT 10000)")  # the terms no chunk holds any more
     db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
     return int(chunks), int(tokens)
 
@@ -138,7 +147,8 @@ def term_frequencies(db, terms: list[str]) -> list[tuple[str, int]]:
 
 def common_terms(db, n: int) -> list[tuple[str, int]]:
     """The ``n`` terms held by the most chunks, with how many hold each (most first)."""
-    return db.execute("SELECT term, df FROM keyword_terms ORDER BY df DESC, term LIMIT ?", (n,)).fetchall()
+    return db.execute("SELECT term, df FROM keyword_terms WHERE df > 0 ORDER BY df DESC, term LIMIT ?",
+                      (n,)).fetchall()
 
 
 def texts_with_term(db, term: str, n: int) -> list[str]:

@@ -11,6 +11,7 @@ import time
 import uuid
 
 from index.errors import CatalogVersionMismatch, CollectionError
+from index.postgres.connection import WRITE
 
 SCHEMA_VERSION = 1  # the layout below; a database recording another is refused
 REGISTRY = "doc_assistant"
@@ -86,27 +87,34 @@ CREATE INDEX IF NOT EXISTS keyword_terms_df ON keyword_terms (df DESC);
 
 
 def prepare_database(db, where: str) -> None:
-    """Create the registry on first use and check the schema version (one transaction).
+    """Check the schema version, creating the registry first when the database has none (once per
+    database and process: later calls only read the version, so a role without CREATE works
+    once the tables exist).
 
     Raises:
         CatalogVersionMismatch: the database was made by another version of the schema.
     """
-    db.execute("BEGIN")
-    try:
-        db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
-        db.execute(DATABASE_SCHEMA)
+    row = None
+    if db.execute(f"SELECT to_regclass('{REGISTRY}.collections')").fetchone()[0] is not None:
         row = db.execute(f"SELECT value FROM {REGISTRY}.info WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            db.execute(f"INSERT INTO {REGISTRY}.info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise CatalogVersionMismatch(
-                f"the catalog database {where} has schema version {row[0]}, made by another version of the "
-                f"assistant; this one uses version {SCHEMA_VERSION}. Run the same version on every server, "
-                "or give this one a new database and copy the index there with `assistant migrate`")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    if row is None:
+        db.execute(WRITE)
+        try:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
+            db.execute(DATABASE_SCHEMA)
+            row = db.execute(f"SELECT value FROM {REGISTRY}.info WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute(f"INSERT INTO {REGISTRY}.info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                row = (str(SCHEMA_VERSION),)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    if row[0] != str(SCHEMA_VERSION):
+        raise CatalogVersionMismatch(
+            f"the catalog database {where} has schema version {row[0]}, made by another version of the "
+            f"assistant; this one uses version {SCHEMA_VERSION}. Run the same version on every server, "
+            "or give this one a new database and copy the index there with `assistant migrate`")
 
 
 def collection_id(db, name: str, create: bool) -> str | None:
@@ -115,7 +123,7 @@ def collection_id(db, name: str, create: bool) -> str | None:
     row = db.execute(f"SELECT id FROM {REGISTRY}.collections WHERE name = ?", (name,)).fetchone()
     if row is not None or not create:
         return row[0] if row else None
-    db.execute("BEGIN")
+    db.execute(WRITE)
     try:
         db.execute("SELECT pg_advisory_xact_lock(?)", (SETUP_LOCK,))
         row = db.execute(f"SELECT id FROM {REGISTRY}.collections WHERE name = ?", (name,)).fetchone()
