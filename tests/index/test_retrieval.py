@@ -24,8 +24,9 @@ from tests.support.corpus import LIGHTHOUSE
 
 
 @pytest.fixture
-def index(tmp_path):
-    idx = Index(tmp_path / "index", HashEmbedder())
+def index(tmp_path, catalog_url):
+    """An index on each catalog (SQLite, PostgreSQL): the keyword index's tests run on both."""
+    idx = Index(tmp_path / "index", HashEmbedder(), catalog_url=catalog_url)
     yield idx
     idx.close()
 
