@@ -2,7 +2,7 @@
 
     python bench/shared_index.py quality QA.jsonl DOCS [--split dev]  # passage hit@k, keyword side and hybrid
     python bench/shared_index.py latency [--chunks 100000]            # retrieval p50/p95, same corpus on both
-    python bench/shared_index.py keywords [--chunks 1000000]          # the keyword side alone (catalogs only)
+    python bench/shared_index.py keywords [--chunks 1000000] [--only postgresql]  # the keyword side alone (catalogs only)
     python bench/shared_index.py load [--files 1000 --sessions 20]    # two chat servers + an ingest, one index
     python bench/shared_index.py faults                               # Chroma restarted, two ingests at once
 
@@ -108,6 +108,8 @@ def _fill(catalog, chunks: int, store=None, dim: int = 384, seed: int = 1) -> fl
         catalog.stage_chunks(batch)
         catalog.commit_document(Document(doc_id, f"/synthetic/{doc_id}.txt", f"{doc_id}.txt", None, doc_id,
                                          offset, 0.0, 100, time.time()))
+        if (d + 1) % 1000 == 0:
+            print(f"{(d + 1) * 100} chunks in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return time.perf_counter() - started
 
 
@@ -151,8 +153,8 @@ def latency(chunks: int) -> None:
         cluster.close()
 
 
-def keywords(chunks: int) -> None:
-    """The keyword side alone at ``chunks`` passages: catalogs without vectors."""
+def keywords(chunks: int, only: str | None = None) -> None:
+    """The keyword side alone at ``chunks`` passages: catalogs without vectors (``only`` one of them)."""
     from index.catalog import Catalog
     from index.postgres.catalog import PostgresCatalog
 
@@ -163,6 +165,8 @@ def keywords(chunks: int) -> None:
             url = cluster.create_database("keywords")
             for name, make in (("sqlite", lambda: Catalog(Path(tmp) / "catalog.sqlite3")),
                                ("postgresql", lambda: PostgresCatalog(url))):
+                if only not in (None, name):
+                    continue
                 catalog = make()
                 built = _fill(catalog, chunks)
                 if name == "postgresql":
@@ -383,7 +387,9 @@ def main() -> None:
     q.add_argument("docs", type=Path)
     q.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     sub.add_parser("latency").add_argument("--chunks", type=int, default=100_000)
-    sub.add_parser("keywords").add_argument("--chunks", type=int, default=1_000_000)
+    k = sub.add_parser("keywords")
+    k.add_argument("--chunks", type=int, default=1_000_000)
+    k.add_argument("--only", choices=["sqlite", "postgresql"], help="one catalog only")
     p = sub.add_parser("load")
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--sessions", type=int, default=20)
@@ -394,7 +400,7 @@ def main() -> None:
     elif args.part == "latency":
         latency(args.chunks)
     elif args.part == "keywords":
-        keywords(args.chunks)
+        keywords(args.chunks, args.only)
     elif args.part == "load":
         load(args.files, args.sessions)
     else:
