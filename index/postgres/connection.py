@@ -77,14 +77,22 @@ def connect(url: str, search_path: str | None = None):
     return conn
 
 
-def _reason(message: str, url: str) -> str:
-    """What went wrong, in words a user acts on; never the password."""
+def _clean(message: str, url: str) -> str:
+    """A driver's message on one line, any password of ``url`` blanked out."""
     for secret in _secrets(url):
         message = message.replace(secret, "***")
-    text = " ".join(message.split())
+    return " ".join(message.split())
+
+
+def _reason(message: str, url: str) -> str:
+    """What went wrong, in words a user acts on; never the password."""
+    text = _clean(message, url)
     if "password authentication failed" in text or "no password supplied" in text:
         return ("the server refused the login (wrong user or password); check the URL's user, and the "
                 "password in the URL, PGPASSWORD or ~/.pgpass")
+    if any(sign in text for sign in ("shutting down", "starting up", "in recovery mode",
+                                      "closed the connection unexpectedly", "administrator command")):
+        return f"the server is restarting or stopped ({text}); run the command again once it is back"
     if re.search(r"database \S+ does not exist", text):
         return f"{text}; create it first (createdb) or name another database in the URL"
     if "Connection refused" in text or "timeout expired" in text or "could not translate host" in text \
@@ -170,7 +178,7 @@ class PostgresConnection:
         except psycopg.OperationalError as exc:
             if self.conn.broken:
                 raise CatalogUnavailable(f"lost the connection to the catalog database {redact(self.url)} "
-                                         f"({_reason(str(exc), self.url)}); nothing half-done was kept: "
+                                         f"({_clean(str(exc), self.url)}); nothing half-done was kept: "
                                          "run the command again once the server is back") from None
             raise CatalogUnavailable(f"the catalog database {redact(self.url)} refused a statement "
                                      f"({exc.sqlstate or 'no code'}: {_reason(str(exc), self.url)}); "
