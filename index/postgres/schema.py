@@ -11,6 +11,7 @@ import time
 import uuid
 
 from index.errors import CatalogVersionMismatch, CollectionError
+from index.schema import SCHEMA
 from index.postgres.connection import WRITE
 
 SCHEMA_VERSION = 1  # the layout below; a database recording another is refused
@@ -26,45 +27,11 @@ CREATE TABLE IF NOT EXISTS {REGISTRY}.collections (
     name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, created DOUBLE PRECISION NOT NULL);
 """
 
-_CHUNK_COLUMNS = """(
-    chunk_id TEXT PRIMARY KEY,
-    doc_id TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    start BIGINT NOT NULL,
-    "end" BIGINT NOT NULL,
-    page INTEGER,
-    text TEXT NOT NULL
-)"""
-
-# index.schema.SCHEMA in PostgreSQL's types, and the keyword index (index.postgres.keywords)
-CATALOG_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    source TEXT NOT NULL,
-    title TEXT,
-    hash TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    mtime DOUBLE PRECISION NOT NULL,
-    chunks INTEGER NOT NULL,
-    indexed_at DOUBLE PRECISION NOT NULL,
-    author TEXT,
-    date TEXT
-);
-CREATE TABLE IF NOT EXISTS sections (
-    doc_id TEXT NOT NULL,
-    start BIGINT NOT NULL,
-    "end" BIGINT NOT NULL,
-    kind TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sections_doc ON sections (doc_id, start);
-CREATE TABLE IF NOT EXISTS chunks {_CHUNK_COLUMNS};
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-CREATE TABLE IF NOT EXISTS staged_chunks {_CHUNK_COLUMNS};
-CREATE INDEX IF NOT EXISTS staged_doc ON staged_chunks (doc_id);
+# index.schema.SCHEMA in PostgreSQL's types (offsets and sizes may pass 2**31; REAL is 4 bytes
+# there), the columns SQLite catalogs gained later, and the keyword index (index.postgres.keywords)
+CATALOG_SCHEMA = SCHEMA.replace(" INTEGER", " BIGINT").replace(" REAL", " DOUBLE PRECISION") + """
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS author TEXT;
+ALTER TABLE documents ADD COLUMN IF NOT EXISTS date TEXT;
 CREATE TABLE IF NOT EXISTS keyword_rows (
     row BIGSERIAL PRIMARY KEY,
     chunk_id TEXT NOT NULL,
